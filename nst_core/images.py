@@ -1,0 +1,150 @@
+"""Safe image decoding and PNG encoding.
+
+Decoding accepts a path, bytes, a PIL image or an array and always returns float32 RGB in
+0..255.  It refuses decompression bombs, truncated and zero-size files with an
+:class:`InputError` that names the input; it applies EXIF orientation, flattens alpha onto
+white, converts greyscale, CMYK, palette and 16-bit images, and takes the first frame of an
+animation.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, PngImagePlugin
+
+from nst_core.errors import InputError
+
+MAX_PIXELS = 100_000_000  # decoded pixels allowed per image (PIL's own bomb limit is ~179M)
+ImageLike = str | os.PathLike | bytes | Image.Image | np.ndarray
+
+
+def describe(src: ImageLike) -> str:
+    if isinstance(src, (str, os.PathLike)):
+        return str(src)
+    if isinstance(src, bytes):
+        return f"<{len(src)} bytes>"
+    if isinstance(src, Image.Image):
+        return f"<PIL image {src.size[0]}x{src.size[1]}>"
+    return f"<array {getattr(src, 'shape', '?')}>"
+
+
+def _open(src: ImageLike, name: str) -> Image.Image:
+    if isinstance(src, (str, os.PathLike)):
+        path = Path(src)
+        if not path.exists():
+            raise InputError(f"{name}: file not found")
+        if path.is_dir():
+            raise InputError(f"{name}: is a directory, not an image")
+        data = path.read_bytes()
+    else:
+        data = src
+    if len(data) == 0:
+        raise InputError(f"{name}: empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            w, h = img.size
+            if w * h > MAX_PIXELS:
+                raise InputError(f"{name}: {w}x{h} pixels is more than the limit of {MAX_PIXELS:,} "
+                                 "(decompression bomb?)")
+            img.load()
+    except InputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise InputError(f"{name}: image too large, refused as a decompression bomb ({e})") from None
+    except Image.UnidentifiedImageError:
+        raise InputError(f"{name}: not an image (unrecognised format)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise InputError(f"{name}: corrupt or truncated image ({e})") from None
+    return img
+
+
+def _to_rgb(img: Image.Image, name: str) -> np.ndarray:
+    try:
+        img = ImageOps.exif_transpose(img) or img
+    except Exception:  # a broken EXIF block should not lose the image
+        pass
+    if img.size[0] == 0 or img.size[1] == 0:
+        raise InputError(f"{name}: zero-size image")
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = 65535.0 if arr.max(initial=0) > 255 or mode.startswith("I;16") else 255.0
+        grey = np.clip(arr / hi * 255.0, 0, 255).astype(np.float32)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if mode == "F":
+        grey = np.clip(np.asarray(img, np.float32), 0, 255)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img)
+    return np.asarray(img.convert("RGB"), dtype=np.float32)
+
+
+def load_image(src: ImageLike, name: str | None = None) -> np.ndarray:
+    """Decode ``src`` to an HxWx3 float32 RGB array in 0..255, or raise InputError naming it."""
+    name = name or describe(src)
+    if isinstance(src, np.ndarray):
+        arr = np.asarray(src)
+        if arr.ndim == 2:
+            arr = np.repeat(arr[..., None], 3, axis=2)
+        if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or arr.shape[0] == 0 or arr.shape[1] == 0:
+            raise InputError(f"{name}: expected an HxW, HxWx1, HxWx3 or HxWx4 array, got shape {arr.shape}")
+        if arr.shape[2] == 1:
+            arr = np.repeat(arr, 3, axis=2)
+        arr = arr[..., :3].astype(np.float32)
+        if np.issubdtype(src.dtype, np.floating) and arr.max(initial=0) <= 1.0:
+            arr = arr * 255.0
+        if not np.all(np.isfinite(arr)):
+            raise InputError(f"{name}: array holds NaN or Inf")
+        return np.clip(arr, 0, 255)
+    if isinstance(src, Image.Image):
+        return _to_rgb(src, name)
+    if not isinstance(src, (str, os.PathLike, bytes, bytearray)):
+        raise InputError(f"{name}: cannot read an image from {type(src).__name__}")
+    return _to_rgb(_open(bytes(src) if isinstance(src, bytearray) else src, name), name)
+
+
+def fit_size(shape: tuple[int, int], longest: int) -> tuple[int, int]:
+    """(h, w) scaled so the longest side is ``longest``, keeping the aspect ratio, each side >= 1."""
+    h, w = shape
+    s = longest / max(h, w)
+    return max(1, round(h * s)), max(1, round(w * s))
+
+
+def resize(arr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Resize float RGB 0..255 with a high-quality filter (Lanczos down, bicubic up)."""
+    h, w = hw
+    if arr.shape[:2] == (h, w):
+        return arr.astype(np.float32)
+    down = h * w < arr.shape[0] * arr.shape[1]
+    chans = [Image.fromarray(arr[..., c].astype(np.float32), mode="F")
+             .resize((w, h), Image.LANCZOS if down else Image.BICUBIC) for c in range(3)]
+    return np.clip(np.stack([np.asarray(c) for c in chans], axis=2), 0, 255).astype(np.float32)
+
+
+def to_uint8(arr: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+
+
+def encode_png(arr: np.ndarray, text: dict[str, str] | None = None) -> bytes:
+    """PNG bytes of an RGB array, with ``text`` as tEXt/iTXt metadata (provenance)."""
+    info = PngImagePlugin.PngInfo()
+    for k, v in (text or {}).items():
+        info.add_itxt(k, v)
+    buf = io.BytesIO()
+    Image.fromarray(to_uint8(arr), "RGB").save(buf, format="PNG", pnginfo=info, optimize=False)
+    return buf.getvalue()
+
+
+def read_png_text(data: bytes) -> dict[str, str]:
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        return dict(getattr(img, "text", {}) or {})

@@ -1,0 +1,241 @@
+"""StyleOptions: every knob of the engine, its default, help text and validation, in one place.
+
+The CLI flags (``nst-stylize``), the Beam pipeline options and the Dataflow Flex Template
+parameters are all generated from :data:`SPECS`, so a knob added here appears everywhere.
+Values arriving as strings (command line, manifest rows, template parameters) go through
+:meth:`StyleOptions.from_dict`, which coerces and validates them and names the bad field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from nst_core.errors import InputError
+
+VGG_LAYERS: tuple[str, ...] = (
+    "block1_conv1", "block1_conv2",
+    "block2_conv1", "block2_conv2",
+    "block3_conv1", "block3_conv2", "block3_conv3", "block3_conv4",
+    "block4_conv1", "block4_conv2", "block4_conv3", "block4_conv4",
+    "block5_conv1", "block5_conv2", "block5_conv3", "block5_conv4",
+)
+DEFAULT_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
+
+
+def _spec(default: Any, help: str, *, choices: tuple | None = None, lo: float | None = None,
+          hi: float | None = None, scope: str = "pair", regex: str | None = None, **extra: Any):
+    """A dataclass field carrying what the CLI, Beam options and Flex Template need to know."""
+    meta = {"help": help, "choices": choices, "lo": lo, "hi": hi, "scope": scope, "regex": regex, **extra}
+    if isinstance(default, (list, tuple)):
+        return field(default_factory=lambda d=tuple(default): d, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class StyleOptions:
+    """Options of one stylisation.  ``scope='engine'`` fields configure the model, not a pair."""
+
+    size: int = _spec(512, "longest side of the output image in pixels", lo=16, hi=4096)
+    steps: int = _spec(200, "optimizer steps at the final scale; coarser scales get `coarse_steps` each",
+                       lo=0, hi=100000)
+    coarse_steps: int = _spec(100, "optimizer steps at each coarser scale of the coarse-to-fine schedule",
+                              lo=0, hi=100000)
+    min_size: int = _spec(128, "longest side of the first (coarsest) scale; scales double up to `size`; "
+                          "set it >= size to run a single scale", lo=16, hi=4096)
+    optimizer: str = _spec("lbfgs", "optimizer", choices=("lbfgs", "adam"))
+    learning_rate: float = _spec(4.0, "Adam step size in pixel units (0..255 scale)", lo=1e-4, hi=255.0)
+    init: str = _spec("content", "start image: content, noise, style, or a path to an image",
+                      regex=r"^(content|noise|style|.+)$")
+    content_weight: float = _spec(1.0, "weight of the content loss", lo=0.0, hi=1e6)
+    style_weight: float = _spec(10.0, "weight of the style loss", lo=0.0, hi=1e6)
+    tv_weight: float = _spec(1.0, "weight of the total-variation (smoothness) loss", lo=0.0, hi=1e6)
+    content_layer: str = _spec("block4_conv2", "VGG19 layer of the content loss", choices=VGG_LAYERS)
+    style_layers: tuple[str, ...] = _spec(DEFAULT_STYLE_LAYERS, "VGG19 layers of the style loss (comma list)",
+                                          choices=VGG_LAYERS)
+    style_layer_weights: tuple[float, ...] = _spec((), "per-style-layer weights (comma list; empty: equal)",
+                                                   lo=0.0, hi=1e6)
+    style_blend: tuple[float, ...] = _spec((), "blend weights of several style images (comma list; "
+                                           "empty: equal)", lo=0.0, hi=1e6)
+    style_scale: float = _spec(1.0, "style image size relative to the output's pixel count", lo=0.05, hi=8.0)
+    pooling: str = _spec("max", "VGG19 pooling", choices=("max", "avg"))
+    preserve_colors: str = _spec("none", "keep the content's colours: none, luminance (transfer on "
+                                 "luminance only) or histogram (match the style's colours to the "
+                                 "content's first)", choices=("none", "luminance", "histogram"))
+    seed: int = _spec(0, "random seed; the same seed gives the same image on the same machine",
+                      lo=0, hi=2**31 - 1)
+    precision: str = _spec("auto", "compute precision: auto picks mixed bfloat16 on CPUs with "
+                           "AVX-512-BF16/AMX, mixed float16 on GPUs, float32 elsewhere",
+                           choices=("auto", "float32", "bfloat16", "float16"), scope="engine")
+    weights: str = _spec("auto", "VGG19 weights: auto (cache, $NST_WEIGHTS), imagenet (Keras download) "
+                         "or a path to a .npz/.h5/codebook file", scope="engine")
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # --- validation --------------------------------------------------------------------------
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            meta = f.metadata
+            items = value if isinstance(value, tuple) else (value,)
+            for item in items:
+                if isinstance(item, float) and not math.isfinite(item):
+                    raise InputError(f"option {f.name}: {item} is not a finite number")
+                if meta["choices"] and item not in meta["choices"]:
+                    raise InputError(f"option {f.name}: {item!r} is not one of {', '.join(meta['choices'])}")
+                if meta["lo"] is not None and isinstance(item, (int, float)) and item < meta["lo"]:
+                    raise InputError(f"option {f.name}: {item} is below the minimum {meta['lo']}")
+                if meta["hi"] is not None and isinstance(item, (int, float)) and item > meta["hi"]:
+                    raise InputError(f"option {f.name}: {item} is above the maximum {meta['hi']}")
+        if not self.style_layers:
+            raise InputError("option style_layers: at least one layer is needed")
+        if self.style_layer_weights and len(self.style_layer_weights) != len(self.style_layers):
+            raise InputError(f"option style_layer_weights: {len(self.style_layer_weights)} weights for "
+                             f"{len(self.style_layers)} style layers")
+        if not self.init:
+            raise InputError("option init: empty")
+
+    # --- conversion --------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], base: StyleOptions | None = None) -> StyleOptions:
+        """Options from ``base`` (or defaults) overridden by ``data``; strings are coerced."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise InputError(f"unknown option(s): {', '.join(unknown)}")
+        values = (base or cls()).to_dict()
+        for name, raw in data.items():
+            values[name] = _coerce(name, known[name].type, raw)
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> StyleOptions:
+        return self.from_dict(changes, base=self)
+
+    def pair_dict(self) -> dict[str, Any]:
+        """The per-pair part: what decides the output image (engine-scope fields excluded)."""
+        return {k: v for k, v in self.to_dict().items() if FIELD_SCOPES[k] == "pair"}
+
+    def stable_hash(self) -> str:
+        """Hash of the per-pair options: equal options give equal hashes across runs and machines."""
+        blob = json.dumps(self.pair_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def scales(self) -> list[int]:
+        """Longest sides of the coarse-to-fine schedule, ending at ``size``."""
+        sizes = [self.size]
+        while sizes[-1] // 2 >= self.min_size:
+            sizes.append(sizes[-1] // 2)
+        return sizes[::-1]
+
+
+def _coerce(name: str, typ: Any, raw: Any) -> Any:
+    typ = str(typ)
+    try:
+        if typ.startswith("tuple"):
+            if isinstance(raw, str):
+                raw = [p.strip() for p in raw.split(",") if p.strip()]
+            elem = float if "float" in typ else str
+            return tuple(elem(x) for x in raw)
+        if isinstance(raw, bool):
+            raise ValueError("booleans are not numbers")
+        if typ == "int":
+            if isinstance(raw, float):
+                if not raw.is_integer():
+                    raise ValueError("not a whole number")
+                return int(raw)
+            if isinstance(raw, str):
+                raw = raw.strip()
+                f = float(raw)
+                if not f.is_integer():
+                    raise ValueError("not a whole number")
+                return int(f)
+            return int(raw)
+        if typ == "float":
+            return float(raw)
+        if typ == "str":
+            if not isinstance(raw, str):
+                raise ValueError("expected text")
+            return raw.strip()
+    except (TypeError, ValueError, OverflowError) as e:
+        raise InputError(f"option {name}: cannot read {raw!r} as {typ} ({e})") from None
+    return raw
+
+
+FIELDS = dataclasses.fields(StyleOptions)
+FIELD_SCOPES = {f.name: f.metadata["scope"] for f in FIELDS}
+PAIR_FIELDS = tuple(f.name for f in FIELDS if f.metadata["scope"] == "pair")
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """What a front end (argparse, Beam, Flex Template) needs to expose one option."""
+
+    name: str
+    type: str  # int | float | str | list
+    default: Any
+    help: str
+    choices: tuple | None
+    lo: float | None
+    hi: float | None
+    scope: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def regex(self) -> str:
+        """A validation regex for the Flex Template parameter."""
+        if self.choices and self.type != "list":
+            return "^(" + "|".join(self.choices) + ")$"
+        if self.type == "int":
+            return r"^[0-9]+$"
+        if self.type == "float":
+            return r"^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$"
+        if self.type == "list":
+            item = "(" + "|".join(self.choices) + ")" if self.choices else r"[0-9]*\.?[0-9]+"
+            return rf"^({item}(,{item})*)?$"
+        return r"^.+$"
+
+    def default_text(self) -> str:
+        return ",".join(map(str, self.default)) if isinstance(self.default, tuple) else str(self.default)
+
+
+def specs() -> list[OptionSpec]:
+    defaults = StyleOptions()
+    out = []
+    for f in FIELDS:
+        t = str(f.type)
+        kind = "list" if t.startswith("tuple") else t
+        out.append(OptionSpec(f.name, kind, getattr(defaults, f.name), f.metadata["help"], f.metadata["choices"],
+                              f.metadata["lo"], f.metadata["hi"], f.metadata["scope"]))
+    return out
+
+
+def add_arguments(parser, *, skip: tuple[str, ...] = (), defaults_none: bool = False) -> None:
+    """Add one ``--flag`` per option to an argparse parser (Beam's PipelineOptions uses argparse too).
+
+    With ``defaults_none`` every default is None, so the caller can tell which flags were given.
+    """
+    for s in specs():
+        if s.name in skip:
+            continue
+        default = None if defaults_none else (s.default_text() if s.type == "list" else s.default)
+        parser.add_argument(s.flag, dest=s.name, type=str if s.type == "list" else
+                            {"int": int, "float": float, "str": str}[s.type],
+                            default=default, help=f"{s.help} (default: {s.default_text()})")
+
+
+def from_namespace(ns: Any, base: StyleOptions | None = None) -> StyleOptions:
+    """StyleOptions from an argparse namespace produced with :func:`add_arguments`."""
+    given = {s.name: getattr(ns, s.name) for s in specs() if getattr(ns, s.name, None) is not None}
+    return StyleOptions.from_dict(given, base=base)

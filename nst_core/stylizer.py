@@ -1,0 +1,283 @@
+"""Stylizer: VGG19 built once, style targets cached, ``stylize()`` runs one pair.
+
+The data path of one pair::
+
+    decode images -> (colour handling) -> for each scale of the coarse-to-fine schedule:
+        resize content, look up / compute style Grams, upsample the previous result,
+        optimise (L-BFGS or Adam) -> Result (image, losses, trace, provenance)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from nst_core import color, images, losses, optimize
+from nst_core.errors import InputError, NumericalError
+from nst_core.features import VGGFeatures, configure_devices, resolve_precision
+from nst_core.options import VGG_LAYERS, StyleOptions
+from nst_core.weights import Weights, load_weights
+
+__version__ = "0.1.0"
+STYLE_CACHE_ENTRIES = 256
+ProgressFn = Callable[[dict, np.ndarray], None]
+
+
+def versions() -> dict[str, str]:
+    import PIL
+
+    return {"nst_core": __version__, "tensorflow": tf.__version__, "numpy": np.__version__,
+            "pillow": PIL.__version__, "python": platform.python_version()}
+
+
+@dataclass
+class Result:
+    """One stylised pair: the image, its final losses, a per-step trace and provenance."""
+
+    image: np.ndarray  # HxWx3 uint8 RGB
+    losses: dict[str, float]  # content, style, tv, total (weighted total)
+    steps: int
+    seconds: float
+    trace: list[dict[str, float]]
+    options: StyleOptions
+    precision: str
+    content: str = ""
+    styles: list[str] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=versions)
+    retried: str = ""
+
+    def metrics(self) -> dict[str, Any]:
+        return {"content": self.content, "styles": self.styles, "losses": self.losses, "steps": self.steps,
+                "seconds": round(self.seconds, 3), "size": list(self.image.shape[:2]),
+                "precision": self.precision, "options": self.options.to_dict(), "seed": self.options.seed,
+                "versions": self.versions, "retried": self.retried, "trace": self.trace}
+
+    def metrics_json(self) -> str:
+        return json.dumps(self.metrics(), indent=1, sort_keys=True)
+
+    def png_bytes(self) -> bytes:
+        text = {"Software": f"nst_core {__version__}",
+                "nst:options": json.dumps(self.options.to_dict(), sort_keys=True),
+                "nst:seed": str(self.options.seed),
+                "nst:precision": self.precision,
+                "nst:losses": json.dumps(self.losses, sort_keys=True),
+                "nst:content": self.content, "nst:styles": json.dumps(self.styles),
+                "nst:versions": json.dumps(self.versions, sort_keys=True)}
+        return images.encode_png(self.image, text)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_bytes(self.png_bytes())
+        return path
+
+    def save_metrics(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(self.metrics_json())
+        return path
+
+
+def _digest(arr: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(arr).tobytes()).hexdigest()
+
+
+class Stylizer:
+    """Serves many pairs with one model.  Not thread-safe: use one per worker thread/process."""
+
+    def __init__(self, options: StyleOptions | None = None, weights: Weights | None = None):
+        self.options = options or StyleOptions()
+        configure_devices()
+        self.precision = resolve_precision(self.options.precision)
+        self._weights = weights if weights is not None else load_weights(self.options.weights)
+        self._features: dict[tuple[str, str], VGGFeatures] = {}
+        self._loss_fns: dict[tuple, Any] = {}
+        self._style_cache: OrderedDict[tuple, tuple[tf.Tensor, ...]] = OrderedDict()
+        self.style_cache_hits = 0
+        self.style_cache_misses = 0
+
+    # --- model pieces ------------------------------------------------------------------------
+    def features(self, pooling: str, precision: str | None = None) -> VGGFeatures:
+        key = (pooling, precision or self.precision)
+        if key not in self._features:
+            self._features[key] = VGGFeatures(self._weights, key[1], pooling)
+        return self._features[key]
+
+    def _loss_fn(self, opts: StyleOptions, precision: str):
+        key = (opts.content_layer, opts.style_layers, opts.pooling, precision)
+        if key in self._loss_fns:
+            return self._loss_fns[key]
+        feats = self.features(opts.pooling, precision)
+        content_layer, style_layers = opts.content_layer, opts.style_layers
+        layers = tuple(sorted(set(style_layers) | {content_layer}, key=VGG_LAYERS.index))
+        loss_scale = 1024.0 if precision == "float16" else 1.0
+        signature = [
+            tf.TensorSpec([1, None, None, 3], tf.float32),
+            tf.TensorSpec([1, None, None, None], feats.dtype),
+            tuple(tf.TensorSpec([None, None], tf.float32) for _ in style_layers),
+            tf.TensorSpec([len(style_layers)], tf.float32),
+            tf.TensorSpec([3], tf.float32),
+        ]
+
+        @tf.function(input_signature=signature)
+        def loss_and_grad(x, content_target, style_targets, layer_weights, weights):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                acts = feats(x, layers)
+                c = losses.content_loss(acts[content_layer], content_target)
+                s = tf.add_n([layer_weights[i] * losses.style_layer_loss(losses.gram(acts[name]), style_targets[i])
+                              for i, name in enumerate(style_layers)])
+                tv = losses.tv_loss(x)
+                total = weights[0] * c + weights[1] * s + weights[2] * tv
+                scaled = total * loss_scale
+            grad = tape.gradient(scaled, x) / loss_scale
+            return total, c, s, tv, grad
+
+        self._loss_fns[key] = loss_and_grad
+        return loss_and_grad
+
+    def _content_target(self, opts: StyleOptions, precision: str, content: np.ndarray) -> tf.Tensor:
+        feats = self.features(opts.pooling, precision)
+        return feats(tf.constant(content[None]), (opts.content_layer,))[opts.content_layer]
+
+    def style_targets(self, opts: StyleOptions, precision: str, style: np.ndarray,
+                      hw: tuple[int, int]) -> tuple[tf.Tensor, ...]:
+        """Gram targets of one style image for an output of size ``hw``; cached (LRU)."""
+        pixels = hw[0] * hw[1] * opts.style_scale
+        sh, sw = style.shape[:2]
+        k = (pixels / (sh * sw)) ** 0.5
+        target_hw = (max(1, round(sh * k)), max(1, round(sw * k)))
+        key = (_digest(style), target_hw, opts.style_layers, opts.pooling, precision)
+        cached = self._style_cache.get(key)
+        if cached is not None:
+            self._style_cache.move_to_end(key)
+            self.style_cache_hits += 1
+            return cached
+        self.style_cache_misses += 1
+        resized = images.resize(style, target_hw)
+        acts = self.features(opts.pooling, precision)(tf.constant(resized[None]), opts.style_layers)
+        grams = tuple(losses.gram(acts[name]) for name in opts.style_layers)
+        self._style_cache[key] = grams
+        while len(self._style_cache) > STYLE_CACHE_ENTRIES:
+            self._style_cache.popitem(last=False)
+        return grams
+
+    # --- one pair ------------------------------------------------------------------------------
+    def stylize(self, content: images.ImageLike, style: images.ImageLike | Sequence[images.ImageLike],
+                options: StyleOptions | None = None, *, progress: ProgressFn | None = None,
+                content_name: str | None = None, style_names: Sequence[str] | None = None) -> Result:
+        """Stylise one pair; retries once in float32 with Adam if the loss turns NaN/Inf."""
+        opts = options or self.options
+        t0 = time.perf_counter()
+        styles = list(style) if isinstance(style, (list, tuple)) else [style]
+        if not styles:
+            raise InputError("style: at least one style image is needed")
+        style_names = list(style_names or [images.describe(s) for s in styles])
+        content_name = content_name or images.describe(content)
+        content_arr = images.load_image(content, content_name)
+        style_arrs = [images.load_image(s, n) for s, n in zip(styles, style_names)]
+        blend = list(opts.style_blend) or [1.0] * len(style_arrs)
+        if len(blend) != len(style_arrs):
+            raise InputError(f"option style_blend: {len(blend)} weights for {len(style_arrs)} style images")
+        if sum(blend) <= 0:
+            raise InputError("option style_blend: the weights add up to zero")
+        retried = ""
+        try:
+            image, parts, trace = self._run(opts, self.precision, content_arr, style_arrs, blend, progress)
+        except NumericalError as first:
+            retried = f"{first}; retried in float32 with Adam"
+            safe = opts.replace(optimizer="adam", learning_rate=min(opts.learning_rate, 2.0))
+            try:
+                image, parts, trace = self._run(safe, "float32", content_arr, style_arrs, blend, progress)
+            except NumericalError as second:
+                raise NumericalError(f"{content_name}: {first}; the float32 retry failed too: {second}") from None
+        return Result(image=images.to_uint8(image), losses=parts, steps=len(trace),
+                      seconds=time.perf_counter() - t0, trace=trace, options=opts, precision=self.precision
+                      if not retried else "float32", content=content_name, styles=style_names, retried=retried)
+
+    def _run(self, opts: StyleOptions, precision: str, content: np.ndarray, styles: list[np.ndarray],
+             blend: list[float], progress: ProgressFn | None):
+        luminance_only = opts.preserve_colors == "luminance"
+        if opts.preserve_colors == "histogram":
+            styles = [color.match_colors(s, content) for s in styles]
+        elif luminance_only:
+            styles = [color.match_luminance(s, content) for s in styles]
+        work_content = color.luminance(content) if luminance_only else content
+        final_hw = images.fit_size(content.shape[:2], opts.size)
+        rng = np.random.default_rng(opts.seed)
+        loss_fn = self._loss_fn(opts, precision)
+        lw = np.array(opts.style_layer_weights or [1.0] * len(opts.style_layers), np.float32)
+        lw = tf.constant(lw / lw.sum())
+        wts = tf.constant([opts.content_weight, opts.style_weight, opts.tv_weight], tf.float32)
+        blend_w = np.array(blend, np.float64) / sum(blend)
+        trace: list[dict[str, float]] = []
+        x: np.ndarray | None = None
+        parts: dict[str, float] = {}
+        scales = opts.scales()
+        for idx, longest in enumerate(scales):
+            hw = images.fit_size(content.shape[:2], longest)
+            c_img = images.resize(work_content, hw)
+            c_target = self._content_target(opts, precision, c_img)
+            per_style = [self.style_targets(opts, precision, s, hw) for s in styles]
+            s_targets = tuple(tf.add_n([float(b) * t[i] for b, t in zip(blend_w, per_style)])
+                              for i in range(len(opts.style_layers)))
+            if x is None:
+                x = self._init(opts, c_img, styles[0], hw, rng)
+            else:
+                x = images.resize(x, hw)
+
+            def objective(arr: np.ndarray, _c=c_target, _s=s_targets):
+                total, c, s, tv, g = loss_fn(tf.constant(arr[None]), _c, _s, lw, wts)
+                p = {"content": float(c), "style": float(s), "tv": float(tv), "total": float(total)}
+                return p["total"], p, g.numpy()[0]
+
+            scale_no = idx
+
+            def on_step(p: dict, arr: np.ndarray, _scale=scale_no, _hw=hw) -> None:
+                entry = {"step": len(trace) + 1, "scale": _scale, "height": _hw[0], "width": _hw[1], **p}
+                trace.append(entry)
+                if progress is not None:
+                    progress(entry, arr)
+
+            steps = opts.steps if idx == len(scales) - 1 else opts.coarse_steps
+            if steps == 0:
+                continue
+            if opts.optimizer == "lbfgs":
+                x, parts = optimize.lbfgs(x, objective, steps, on_step)
+            else:
+                x, parts = optimize.adam(x, objective, steps, opts.learning_rate, on_step)
+        if x is None or x.shape[:2] != final_hw:
+            x = images.resize(x if x is not None else work_content, final_hw)
+        if luminance_only:
+            x = color.recombine(x, images.resize(content, final_hw))
+        return x, parts, trace
+
+    @staticmethod
+    def _init(opts: StyleOptions, content: np.ndarray, style: np.ndarray, hw: tuple[int, int],
+              rng: np.random.Generator) -> np.ndarray:
+        if opts.init == "content":
+            return content.copy()
+        if opts.init == "noise":
+            return np.clip(128.0 + 40.0 * rng.standard_normal((*hw, 3)), 0, 255).astype(np.float32)
+        if opts.init == "style":
+            return images.resize(style, hw)
+        return images.resize(images.load_image(opts.init, f"init image {opts.init}"), hw)
+
+
+def stylize(content: images.ImageLike, style: images.ImageLike | Sequence[images.ImageLike],
+            **options: Any) -> Result:
+    """One pair, one call: ``stylize('cat.jpg', 'starry.jpg', size=256)``.
+
+    Builds a throwaway :class:`Stylizer`; to serve many pairs, build one and reuse it.
+    """
+    progress = options.pop("progress", None)
+    opts = StyleOptions.from_dict(options)
+    return Stylizer(opts).stylize(content, style, opts, progress=progress)
