@@ -1,0 +1,1 @@
+"""The Beam batch job: manifest in, stylized images and loss metrics out (local or gs://)."""

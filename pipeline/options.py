@@ -1,0 +1,68 @@
+"""NSTPipelineOptions: the single source of the pipeline's flags (CLI, DirectRunner, Dataflow, Flex Template).
+
+The engine flags are generated from ``nst_core.options`` so a knob added to the engine appears here
+too.  Every flag is registered under its Beam-style underscore name (``--content_weight``, what
+``PipelineOptions.from_dictionary`` and Flex Template parameters produce) and the dashed alias
+(``--content-weight``, what ``nst-stylize`` uses).  Engine flags default to None so the pipeline can
+tell "given" from "default"; :meth:`NSTPipelineOptions.style_options` resolves them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from nst_core import StyleOptions
+from nst_core import options as engine_options
+
+# The pipeline's own flags: name -> (type, default, help).  Engine flags are appended from nst_core.
+PIPELINE_FLAGS: dict[str, tuple[type, Any, str]] = {
+    "manifest": (str, None, "manifest of pairs: CSV (header content,style[,id][,<option>...]) or JSON Lines "
+                            "(.jsonl/.ndjson); local path or gs://; relative image paths resolve against it"),
+    "contents": (str, None, "cross mode: glob of content images (local or gs://); use with --styles instead of "
+                            "--manifest to stylize every content x style combination"),
+    "styles": (str, None, "cross mode: glob of style images (local or gs://); use with --contents"),
+    "output": (str, None, "output folder (local path or gs://): images/, metrics/, metrics.jsonl, errors.jsonl, "
+                          "report.html, summary.json"),
+    "thumbnail_size": (int, 160, "longest side in pixels of the thumbnails in report.html"),
+    "report_max_thumbnails": (int, 2000, "pairs with embedded thumbnails in report.html; further pairs are "
+                                         "listed without pictures to keep the file small"),
+}
+
+
+class _UnderscoreAliases:
+    """Argparse proxy: registers ``--a_b`` (Beam/Flex spelling) next to every ``--a-b`` flag."""
+
+    def __init__(self, parser: Any):
+        self._parser = parser
+
+    def add_argument(self, *flags: str, **kwargs: Any) -> Any:
+        names: list[str] = []
+        for flag in flags:
+            if flag.startswith("--"):
+                names += [flag.replace("-", "_").replace("__", "--", 1), flag]
+            else:
+                names.append(flag)
+        return self._parser.add_argument(*dict.fromkeys(names), **kwargs)
+
+
+class NSTPipelineOptions(PipelineOptions):
+    """Options of the stylization batch job; view any PipelineOptions ``as`` this class."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: Any) -> None:
+        group = _UnderscoreAliases(parser)
+        for name, (typ, default, help_text) in PIPELINE_FLAGS.items():
+            group.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=default,
+                               help=help_text)
+        engine_options.add_arguments(group, defaults_none=True)
+
+    def style_options(self) -> StyleOptions:
+        """The run's base StyleOptions: engine defaults overridden by the flags given (InputError if bad)."""
+        return engine_options.from_namespace(self)
+
+
+def flag_names() -> list[str]:
+    """Every parameter of NSTPipelineOptions (dest names), for the Flex Template metadata and tests."""
+    return list(PIPELINE_FLAGS) + [s.name for s in engine_options.specs()]
