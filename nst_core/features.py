@@ -80,7 +80,7 @@ class VGGFeatures:
             if not name.startswith(block):
                 block = name.split("_")[0]
                 pool = tf.nn.max_pool2d if self.pooling == "max" else tf.nn.avg_pool2d
-                x = pool(x, 2, 2, "VALID")
+                x = pool(x, 2, 2, "SAME")  # SAME: odd sides keep their last row, 1px sides work
             x = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, self.kernels[name], 1, "SAME"), self.biases[name]))
             if name in layers:
                 out[name] = x
@@ -96,7 +96,7 @@ def conv_flops(hw: tuple[int, int], deepest: str) -> float:
     for name in VGG_LAYERS[: VGG_LAYERS.index(deepest) + 1]:
         if not name.startswith(block):
             block = name.split("_")[0]
-            h, w = h // 2, w // 2
+            h, w = (h + 1) // 2, (w + 1) // 2
         cout = {"block1": 64, "block2": 128, "block3": 256}.get(block, 512)
         flops += 2.0 * h * w * cin * cout * 9
         cin = cout

@@ -219,6 +219,7 @@ class Stylizer:
         wts = tf.constant([opts.content_weight, opts.style_weight, opts.tv_weight], tf.float32)
         blend_w = np.array(blend, np.float64) / sum(blend)
         trace: list[dict[str, float]] = []
+        t_start = time.perf_counter()
         x: np.ndarray | None = None
         parts: dict[str, float] = {}
         scales = opts.scales()
@@ -242,7 +243,8 @@ class Stylizer:
             scale_no = idx
 
             def on_step(p: dict, arr: np.ndarray, _scale=scale_no, _hw=hw) -> None:
-                entry = {"step": len(trace) + 1, "scale": _scale, "height": _hw[0], "width": _hw[1], **p}
+                entry = {"step": len(trace) + 1, "scale": _scale, "height": _hw[0], "width": _hw[1],
+                         "seconds": round(time.perf_counter() - t_start, 4), **p}
                 trace.append(entry)
                 if progress is not None:
                     progress(entry, arr)

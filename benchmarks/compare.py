@@ -1,0 +1,138 @@
+"""Engine vs peer: wall time and yardstick distances on the same pairs and sizes.
+
+Runs ``nst-stylize`` (cold, as a user would: process start, model build, run) on each pair,
+scores its output and the peer's (pastiche 1.6.0, recorded by ``run_peer.py``) with
+:mod:`nst_core.metrics`, and prints one row per pair and size, plus the achieved GFLOP/s of
+the engine's final-scale steps against this CPU's bf16 peak.
+
+    python benchmarks/compare.py --size 512 --size 256            # defaults
+    python benchmarks/compare.py --size 256 --set steps=60         # a tuning experiment
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
+from pairs import PAIRS  # noqa: E402
+
+from nst_core.features import conv_flops, cpu_flags  # noqa: E402
+
+OUT = HERE / "out"
+
+
+def cpu_bf16_peak_gflops() -> tuple[float, str]:
+    """Peak bf16 GFLOP/s from core count, clock and the widest bf16 unit (a documented estimate)."""
+    flags = cpu_flags()
+    mhz = 0.0
+    vendor = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("cpu MHz"):
+                mhz = max(mhz, float(line.split(":")[1]))
+            if line.startswith("vendor_id"):
+                vendor = line.split(":")[1].strip()
+    cores = os.cpu_count() or 1
+    if "amx_bf16" in flags:
+        per_cycle, unit = 1024, "AMX-BF16 (1024 FLOP/cycle/core)"
+    elif "avx512_bf16" in flags:
+        # vdpbf16ps zmm: 32 bf16 pairs = 64 FLOP; Intel issues 2 per cycle, AMD Zen 4 one (double-pumped).
+        per_cycle = 64 if vendor == "AuthenticAMD" else 128
+        unit = f"AVX512-BF16 ({per_cycle} FLOP/cycle/core, {vendor})"
+    else:
+        per_cycle, unit = 32, "AVX2 FMA fp32 (32 FLOP/cycle/core)"
+    return cores * mhz / 1000 * per_cycle, f"{cores} cores x {mhz:.0f} MHz x {unit}"
+
+
+def run_ours(content: Path, style: Path, size: int, sets: list[str], out: Path) -> dict:
+    metrics = out.with_suffix(".json")
+    cmd = [str(ROOT / ".venv" / "bin" / "nst-stylize"), "--content", str(content), "--style", str(style),
+           "--output", str(out), "--size", str(size), "--metrics", str(metrics), "--quiet"]
+    for s in sets:
+        k, v = s.split("=", 1)
+        cmd += ["--" + k.replace("_", "-"), v]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    wall = time.perf_counter() - t0
+    m = json.loads(metrics.read_text())
+    m["wall_s"] = wall
+    m["command"] = " ".join(cmd[1:])
+    return m
+
+
+def final_scale_gflops(m: dict) -> tuple[float, float]:
+    """Seconds per final-scale step and the GFLOP/s it achieves (forward + input gradient ~ 2x forward)."""
+    trace = m["trace"]
+    last_scale = trace[-1]["scale"]
+    fin = [e for e in trace if e["scale"] == last_scale]
+    if len(fin) < 3:
+        return float("nan"), float("nan")
+    per_step = (fin[-1]["seconds"] - fin[0]["seconds"]) / (len(fin) - 1)
+    hw = (fin[-1]["height"], fin[-1]["width"])
+    deepest = max(m["options"]["style_layers"] + [m["options"]["content_layer"]])
+    flops = 2 * conv_flops(hw, deepest)
+    return per_step, flops / per_step / 1e9
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--size", type=int, action="append")
+    ap.add_argument("--pair", action="append")
+    ap.add_argument("--set", action="append", default=[], help="engine option override key=value")
+    ap.add_argument("--tag", default="ours")
+    args = ap.parse_args()
+    import tensorflow as tf  # noqa: F401  (after arg parsing)
+
+    from nst_core.features import VGGFeatures
+    from nst_core.metrics import distances
+    from nst_core.weights import load_weights
+
+    feats = VGGFeatures(load_weights(), "float32", "max")
+    peer = json.loads((HERE / "peer" / "peer_results.json").read_text()) if (HERE / "peer" /
+                                                                              "peer_results.json").exists() else {}
+    peak, peak_how = cpu_bf16_peak_gflops()
+    OUT.mkdir(exist_ok=True)
+    rows = []
+    print(f"bf16 peak estimate: {peak:.0f} GFLOP/s = {peak_how}")
+    print(f"{'pair':<18}{'size':>5} | {'peer s':>7} {'p.cont':>7} {'p.style':>7} | {'ours s':>7} {'eng s':>6} "
+          f"{'cont':>7} {'style':>7} | {'speedup':>7} {'s/step':>7} {'GFLOP/s':>8} {'%peak':>6}  verdict")
+    for name, (content, style) in PAIRS.items():
+        if args.pair and name not in args.pair:
+            continue
+        for size in args.size or [512, 256]:
+            out = OUT / f"{name}_{size}_{args.tag}.png"
+            m = run_ours(content, style, size, args.set, out)
+            d = distances(out, content, style, feats)
+            per_step, gflops = final_scale_gflops(m)
+            row = {"pair": name, "size": size, "ours_wall_s": round(m["wall_s"], 1),
+                   "ours_engine_s": round(m["seconds"], 1), "ours": d, "s_per_step": per_step, "gflops": gflops,
+                   "command": m["command"]}
+            p = peer.get(f"{name}@{size}")
+            line_peer = f"{'-':>7} {'-':>7} {'-':>7}"
+            verdict, speed = "", float("nan")
+            if p:
+                pd = distances(HERE / "peer" / p["image"], content, style, feats)
+                row["peer"] = {**pd, "wall_s": p["wall_s"]}
+                speed = p["wall_s"] / m["wall_s"]
+                ok = d["content"] <= pd["content"] and d["style"] <= pd["style"]
+                verdict = ("both better" if ok else "WORSE") + f", {speed:.1f}x faster"
+                line_peer = f"{p['wall_s']:>7.1f} {pd['content']:>7.3f} {pd['style']:>7.3f}"
+            print(f"{name:<18}{size:>5} | {line_peer} | {m['wall_s']:>7.1f} {m['seconds']:>6.1f} {d['content']:>7.3f} "
+                  f"{d['style']:>7.3f} | {speed:>7.1f} {per_step:>7.3f} {gflops:>8.1f} {100 * gflops / peak:>5.0f}%  "
+                  f"{verdict}", flush=True)
+            rows.append(row)
+    (OUT / f"compare_{args.tag}.json").write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""StyleOptions: coercion from strings, validation naming the field, stable hashing, derived flags."""
+
+import argparse
+
+import pytest
+
+from nst_core import options
+from nst_core.errors import InputError
+from nst_core.options import StyleOptions
+
+
+def test_from_strings_coerces():
+    o = StyleOptions.from_dict({"size": "256", "style_weight": "3.5", "style_layers": "block1_conv1, block2_conv1",
+                                "steps": "10.0"})
+    assert o.size == 256 and o.style_weight == 3.5 and o.steps == 10
+    assert o.style_layers == ("block1_conv1", "block2_conv1")
+
+
+@pytest.mark.parametrize("bad, field", [
+    ({"size": "0"}, "size"), ({"size": "-5"}, "size"), ({"size": "abc"}, "size"), ({"size": "12.5"}, "size"),
+    ({"style_weight": "-1"}, "style_weight"), ({"tv_weight": "nan"}, "tv_weight"),
+    ({"content_weight": "inf"}, "content_weight"), ({"optimizer": "sgd"}, "optimizer"),
+    ({"style_layers": "block9_conv1"}, "style_layers"), ({"style_layers": ""}, "style_layers"),
+    ({"style_layer_weights": "1,2"}, "style_layer_weights"), ({"precision": "int8"}, "precision"),
+])
+def test_bad_values_name_the_field(bad, field):
+    with pytest.raises(InputError, match=field):
+        StyleOptions.from_dict(bad)
+
+
+def test_unknown_key_refused():
+    with pytest.raises(InputError, match="unknown option.*colour"):
+        StyleOptions.from_dict({"colour": "red"})
+
+
+def test_stable_hash_ignores_engine_fields_and_is_stable():
+    a = StyleOptions(size=256)
+    assert a.stable_hash() == StyleOptions.from_dict({"size": "256"}).stable_hash()
+    assert a.stable_hash() == a.replace(precision="float32").stable_hash()
+    assert a.stable_hash() != a.replace(seed=1).stable_hash()
+    assert len(a.stable_hash()) == 64
+
+
+def test_scales_double_up_to_size():
+    assert StyleOptions(size=512, min_size=128).scales() == [128, 256, 512]
+    assert StyleOptions(size=300, min_size=128).scales() == [150, 300]
+    assert StyleOptions(size=100, min_size=128).scales() == [100]
+
+
+def test_every_option_becomes_a_flag():
+    p = argparse.ArgumentParser()
+    options.add_arguments(p)
+    ns = p.parse_args(["--size", "64", "--style-layers", "block1_conv1", "--preserve-colors", "luminance"])
+    o = options.from_namespace(ns)
+    assert (o.size, o.style_layers, o.preserve_colors) == (64, ("block1_conv1",), "luminance")
+    flags = {a.dest for a in p._actions}
+    assert {s.name for s in options.specs()} <= flags
+
+
+def test_flex_regexes_accept_defaults():
+    import re
+
+    for s in options.specs():
+        assert re.fullmatch(s.regex(), s.default_text()) or s.default_text() == "", s.name

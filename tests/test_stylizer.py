@@ -1,0 +1,109 @@
+"""The engine end to end on real VGG19 weights, at small sizes."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import CONTENT, STYLE
+
+from nst_core import color, images, optimize
+from nst_core.errors import InputError, NumericalError
+from nst_core.metrics import distances
+from nst_core.options import StyleOptions
+
+TINY = StyleOptions(size=48, steps=4, coarse_steps=2, min_size=24)
+
+
+def test_same_seed_same_image(stylizer):
+    o = TINY.replace(init="noise", seed=3)
+    a = stylizer.stylize(CONTENT, STYLE, o).image
+    b = stylizer.stylize(CONTENT, STYLE, o).image
+    c = stylizer.stylize(CONTENT, STYLE, o.replace(seed=4)).image
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_128px_run_moves_style_down_and_keeps_content(stylizer, features32, tmp_path):
+    o = StyleOptions(size=128, steps=60, coarse_steps=30, min_size=64)
+    r = stylizer.stylize(CONTENT, STYLE, o)
+    out = tmp_path / "out.png"
+    r.save(out)
+    before = distances(images.resize(images.load_image(CONTENT), r.image.shape[:2]), CONTENT, STYLE, features32)
+    after = distances(out, CONTENT, STYLE, features32)
+    unrelated = distances(images.resize(images.load_image(STYLE), r.image.shape[:2]), CONTENT, STYLE, features32)
+    assert after["style"] < 0.5 * before["style"], (before, after)
+    # Still the cat: much closer in content than an unrelated picture (the painting itself).
+    assert after["content"] < 0.75 * unrelated["content"], (after, unrelated)
+    assert r.steps == 90 and len(r.trace) == 90
+    assert r.trace[-1]["total"] < r.trace[0]["total"]
+
+
+def test_style_targets_cached_across_pairs(stylizer):
+    o = TINY.replace(seed=11)
+    stylizer.stylize(CONTENT, STYLE, o)
+    hits = stylizer.style_cache_hits
+    misses = stylizer.style_cache_misses
+    stylizer.stylize(images.load_image(CONTENT)[::-1], STYLE, o)  # another content, same style
+    assert stylizer.style_cache_hits == hits + len(o.scales())
+    assert stylizer.style_cache_misses == misses
+
+
+def test_blend_of_two_styles(stylizer):
+    scream = STYLE.parent / "the_scream.jpg"
+    one = stylizer.stylize(CONTENT, STYLE, TINY).image
+    blend = stylizer.stylize(CONTENT, [STYLE, scream], TINY.replace(style_blend=(0.7, 0.3))).image
+    assert blend.shape == one.shape and not np.array_equal(one, blend)
+    with pytest.raises(InputError, match="style_blend"):
+        stylizer.stylize(CONTENT, [STYLE, scream], TINY.replace(style_blend=(1.0,)))
+
+
+def test_luminance_transfer_keeps_content_colours(stylizer):
+    r = stylizer.stylize(CONTENT, STYLE, TINY.replace(preserve_colors="luminance", steps=8))
+    c = images.resize(images.load_image(CONTENT), r.image.shape[:2])
+    iq_out = color.rgb_to_yiq(r.image.astype(np.float32))[..., 1:]
+    iq_in = color.rgb_to_yiq(c)[..., 1:]
+    assert np.abs(iq_out - iq_in).mean() < 3.0
+    h = stylizer.stylize(CONTENT, STYLE, TINY.replace(preserve_colors="histogram"))
+    assert h.image.shape == r.image.shape
+
+
+def test_result_carries_provenance_and_metrics(stylizer, tmp_path):
+    r = stylizer.stylize(CONTENT, STYLE, TINY.replace(seed=5))
+    text = images.read_png_text(r.png_bytes())
+    assert json.loads(text["nst:options"])["size"] == 48
+    assert text["nst:seed"] == "5"
+    assert "tensorflow" in json.loads(text["nst:versions"])
+    m = json.loads(r.metrics_json())
+    assert set(m["losses"]) == {"content", "style", "tv", "total"}
+    assert len(m["trace"]) == m["steps"] == r.steps
+    assert m["losses"] == {k: r.trace[-1][k] for k in m["losses"]} or m["losses"]["total"] <= r.trace[-1]["total"]
+    assert max(r.image.shape[:2]) == 48
+
+
+def test_adam_and_init_choices(stylizer):
+    for init in ("content", "noise", "style"):
+        r = stylizer.stylize(CONTENT, STYLE, TINY.replace(optimizer="adam", init=init))
+        assert r.image.shape == (32, 48, 3)
+
+
+def test_numerical_failure_retried_in_float32(stylizer, monkeypatch):
+    calls = {"n": 0}
+    real = optimize.lbfgs
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise NumericalError("loss became nan at step 3")
+        return real(*a, **k)
+
+    monkeypatch.setattr(optimize, "lbfgs", flaky)
+    r = stylizer.stylize(CONTENT, STYLE, TINY)
+    assert "retried" in r.retried and r.precision == "float32"
+    assert np.isfinite(r.image).all()
+
+
+def test_bad_content_named(stylizer, tmp_path):
+    bad = tmp_path / "x.jpg"
+    bad.write_bytes(b"nope")
+    with pytest.raises(InputError, match="x.jpg"):
+        stylizer.stylize(bad, STYLE, TINY)
