@@ -1,0 +1,267 @@
+"""Manifest rows -> Pair | RowError: every row becomes exactly one of the two, never an exception.
+
+A bad row (missing or empty field, unknown or engine-only column, out-of-range or non-finite
+value, bad or duplicate id, bytes that are not UTF-8) is reported with its line number and
+reason, and the other rows carry on.  Only problems with the manifest as a whole (missing,
+empty, no ``content``/``style`` header) raise :class:`ManifestError` and fail the run.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from nst_core import InputError, StyleOptions
+from nst_core.options import FIELD_SCOPES, PAIR_FIELDS
+from pipeline import storage
+
+ID_MAX_LEN = 120
+RESERVED = ("id", "content", "style")
+_BAD_ID_CHARS = re.compile(r'[/\\<>:"|?*\x00-\x1f\x7f]')
+_SURROGATE = re.compile(r"[\udc80-\udcff]")
+HEAD_BYTES = 65536
+
+
+class ManifestError(ValueError):
+    """The manifest as a whole is unusable; the run fails with this message."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One unit of work: content x style(s) with its resolved options and output id."""
+
+    id: str
+    line: int
+    content: str
+    styles: tuple[str, ...]
+    options: StyleOptions
+    fingerprint: str  # what decides the output; a stored metrics file with another one is stale
+    row: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class RowError:
+    """A row that cannot be stylized, and why."""
+
+    line: int
+    reason: str
+    row: dict[str, Any] | str = ""
+    id: str = ""
+    stage: str = "parse"
+
+
+def fingerprint(content: str, styles: Iterable[str], options: StyleOptions) -> str:
+    blob = json.dumps({"content": content, "styles": list(styles), "options": options.stable_hash()},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def check_id(value: str) -> str:
+    """A user-given id, safe as a file name on every filesystem and in gs://; InputError otherwise."""
+    if not value:
+        raise InputError("id: empty")
+    if _BAD_ID_CHARS.search(value):
+        raise InputError(f"id {value!r}: path separators, control characters and <>:\"|?* are not allowed")
+    if ".." in value or value.startswith(".") or value != value.strip():
+        raise InputError(f"id {value!r}: must not contain '..', start with '.' or have surrounding spaces")
+    if len(value) > ID_MAX_LEN:
+        raise InputError(f"id {value[:20]!r}...: longer than {ID_MAX_LEN} characters")
+    return value
+
+
+def _printable(row: dict[str, Any]) -> dict[str, Any]:
+    """The row as JSON can carry it: undecodable bytes shown as \\xNN escapes."""
+    def fix(v: Any) -> Any:
+        if isinstance(v, str) and _SURROGATE.search(v):
+            return v.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return v
+    return {fix(k): fix(v) for k, v in row.items()}
+
+
+def _nonempty(v: Any) -> bool:
+    return v is not None and not (isinstance(v, str) and not v.strip())
+
+
+def build_pair(row: dict[str, Any], line: int, base_dir: str, base: StyleOptions) -> Pair | RowError:
+    """One manifest row (column -> value) to a Pair, or a RowError saying what is wrong with it."""
+    shown = _printable(row)
+    try:
+        for k, v in row.items():
+            if any(isinstance(x, str) and _SURROGATE.search(x) for x in (k, v)):
+                name, value = _printable({k: v}).popitem()
+                raise InputError(f"column {name!r}: {value!r} holds bytes that are not valid UTF-8")
+        content = row.get("content")
+        if not _nonempty(content):
+            raise InputError("content: missing or empty")
+        if not isinstance(content, str):
+            raise InputError(f"content: expected a path, got {type(content).__name__}")
+        style = row.get("style")
+        styles = style if isinstance(style, list) else [style]
+        if not styles or not all(_nonempty(s) for s in styles):
+            raise InputError("style: missing or empty")
+        if not all(isinstance(s, str) for s in styles):
+            raise InputError("style: expected a path or a list of paths")
+        overrides = {k: v for k, v in row.items() if k not in RESERVED and _nonempty(v)}
+        unknown = sorted(k for k in overrides if k not in FIELD_SCOPES)
+        if unknown:
+            raise InputError(f"unknown column(s) {', '.join(map(repr, unknown))}; a row may set id, content, "
+                             f"style and {', '.join(PAIR_FIELDS)}")
+        engine_only = sorted(k for k in overrides if k in FIELD_SCOPES and FIELD_SCOPES[k] != "pair")
+        if engine_only:
+            raise InputError(f"{', '.join(engine_only)}: set for the whole run (--{engine_only[0]}), not per row")
+        options = StyleOptions.from_dict(overrides, base=base)
+        content = storage.resolve(base_dir, content)
+        styles = tuple(storage.resolve(base_dir, s) for s in styles)
+        fp = fingerprint(content, styles, options)
+        raw_id = row.get("id")
+        if _nonempty(raw_id):
+            if not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool):
+                raise InputError(f"id: expected text, got {type(raw_id).__name__}")
+            pair_id = check_id(str(raw_id))
+        else:
+            pair_id = fp[:16]
+    except InputError as e:
+        rid = row.get("id") if isinstance(row.get("id"), str) else ""
+        return RowError(line=line, reason=str(e), row=shown, id=_printable({"i": rid or ""})["i"])
+    return Pair(id=pair_id, line=line, content=content, styles=styles, options=options, fingerprint=fp, row=shown)
+
+
+def _csv_rows(text: str, name: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """(line, column->value) per data row; a string instead of the dict is that row's error."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header: list[str] | None = None
+    start = 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            yield start, f"unreadable CSV row ({e})"
+            start = reader.line_num + 1
+            continue
+        line, start = start, reader.line_num + 1
+        if not cells or all(not c.strip() for c in cells) or cells[0].lstrip().startswith("#"):
+            continue
+        if header is None:
+            header = [c.strip().lower().replace("-", "_") for c in cells]
+            missing = [c for c in ("content", "style") if c not in header]
+            if missing:
+                raise ManifestError(f"manifest {name}: the header must name the columns content and style "
+                                    f"(found: {', '.join(header)})")
+            dupes = sorted({c for c in header if header.count(c) > 1})
+            if dupes:
+                raise ManifestError(f"manifest {name}: column(s) {', '.join(dupes)} appear twice in the header")
+            continue
+        if len(cells) != len(header):
+            yield line, (f"has {len(cells)} field(s) but the header has {len(header)} "
+                         f"({', '.join(header)}): missing or extra columns")
+            continue
+        yield line, dict(zip(header, cells))
+    if header is None:
+        raise ManifestError(f"manifest {name}: empty (no header row)")
+
+
+def _jsonl_rows(data: bytes) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip() or raw.lstrip().startswith(b"#"):
+            continue
+        try:
+            obj = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            yield number, f"bytes that are not valid UTF-8 ({e.reason} at byte {e.start})"
+            continue
+        except json.JSONDecodeError as e:
+            yield number, f"not valid JSON ({e.msg} at column {e.colno})"
+            continue
+        if not isinstance(obj, dict):
+            yield number, f"expected a JSON object, got {type(obj).__name__}"
+            continue
+        yield number, {str(k).strip().lower().replace("-", "_"): v for k, v in obj.items()}
+
+
+def is_jsonl(name: str, data: bytes) -> bool:
+    if name.lower().endswith((".jsonl", ".ndjson", ".json")):
+        return True
+    if name.lower().endswith((".csv", ".tsv", ".txt")):
+        return False
+    return data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
+
+
+def parse(data: bytes, name: str, base: StyleOptions, base_dir: str | None = None) -> Iterator[Pair | RowError]:
+    """Every data row of a manifest file as a Pair or RowError, duplicates of an earlier id as errors."""
+    if not data.strip():
+        raise ManifestError(f"manifest {name}: empty file")
+    base_dir = base_dir if base_dir is not None else storage.dirname(name)
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if is_jsonl(name, data):
+        rows = _jsonl_rows(data)
+    else:
+        rows = _csv_rows(data.decode("utf-8", "surrogateescape"), name)
+    seen: dict[str, int] = {}
+    count = 0
+    for line, row in rows:
+        count += 1
+        if isinstance(row, str):
+            yield RowError(line=line, reason=row, row="")
+            continue
+        item = build_pair(row, line, base_dir, base)
+        if isinstance(item, Pair):
+            first = seen.setdefault(item.id, line)
+            if first != line:
+                what = (f"duplicate id {item.id!r}" if _nonempty(row.get("id"))
+                        else "duplicate row: same content, style and options")
+                item = RowError(line=line, reason=f"{what} as line {first}", row=item.row, id=item.id)
+        yield item
+    if count == 0:
+        raise ManifestError(f"manifest {name}: no rows (only a header, blank lines or comments)")
+
+
+def cross(contents: list[str], styles: list[str], base: StyleOptions) -> Iterator[Pair]:
+    """Every content x style combination (cross mode), numbered like manifest lines from 1."""
+    line = 0
+    for c in contents:
+        for s in styles:
+            line += 1
+            fp = fingerprint(c, (s,), base)
+            yield Pair(id=fp[:16], line=line, content=c, styles=(s,), options=base, fingerprint=fp,
+                       row={"content": c, "style": s})
+
+
+def check_head(path: str) -> None:
+    """Fail fast, before any worker starts, if the manifest is missing, empty or has no usable header."""
+    try:
+        if not storage.exists(path):
+            raise ManifestError(f"manifest {path}: not found")
+        head = storage.read_bytes(path) if storage.is_local(path) else _head(path)
+    except ManifestError:
+        raise
+    except (OSError, ValueError) as e:
+        raise ManifestError(f"manifest {path}: cannot read it ({e})") from None
+    if storage.is_local(path) and len(head) > HEAD_BYTES:
+        head = head[:HEAD_BYTES]
+    if not head.strip():
+        raise ManifestError(f"manifest {path}: empty file")
+    if not is_jsonl(path, head):
+        text = head.decode("utf-8", "surrogateescape").lstrip("\ufeff")
+        lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        if len(text) < HEAD_BYTES and len(lines) < 2:
+            raise ManifestError(f"manifest {path}: no rows (only a header, blank lines or comments)")
+        header = [c.strip().lower().replace("-", "_") for c in next(csv.reader([lines[0]]))]
+        if "content" not in header or "style" not in header:
+            raise ManifestError(f"manifest {path}: the header must name the columns content and style "
+                                f"(found: {', '.join(header)})")
+
+
+def _head(path: str) -> bytes:
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(path, compression_type=storage.RAW) as f:
+        return f.read(HEAD_BYTES)

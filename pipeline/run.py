@@ -1,0 +1,187 @@
+"""nst-pipeline: build and run the Beam graph (DirectRunner locally, DataflowRunner by flags).
+
+    nst-pipeline --manifest samples/manifest.csv --output out/demo --size 384
+    nst-pipeline --contents 'gs://b/products/*.jpg' --styles 'gs://b/styles/*.jpg' --output gs://b/out \\
+        --runner DataflowRunner --project P --region R --temp_location gs://b/tmp
+
+Graph: rows (manifest or cross product) -> Pair | RowError -> Reshuffle -> Stylize (skipped / stylized /
+error) -> gather -> run files + accounting check.  Exit codes: 0 every row stylized or skipped,
+3 some rows failed (see errors.jsonl), 2 bad usage or manifest, 1 the run failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.runner import PipelineResult
+from apache_beam.utils.shared import Shared
+
+from nst_core import InputError, StyleOptions
+from pipeline import manifest, storage
+from pipeline.options import NSTPipelineOptions
+from pipeline.transforms import (
+    NS,
+    CrossPairs,
+    ReadManifest,
+    RecordRowError,
+    SourceThumbnail,
+    StylizeDoFn,
+    WriteRunFiles,
+    source_paths,
+    split_rows,
+    summary_line,
+)
+
+LOG = logging.getLogger("pipeline")
+COUNTERS = ("rows_read", "pairs_stylized", "pairs_skipped", "pairs_failed", "model_loads", "style_cache_hits",
+            "style_cache_misses")
+
+
+class UsageError(ValueError):
+    """Bad flags, options or manifest: nothing ran."""
+
+
+def _key_all(record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    return "run", record
+
+
+def resolve_options(options: PipelineOptions) -> tuple[NSTPipelineOptions, StyleOptions]:
+    """Checks the flags and the input before any worker starts; UsageError says what is wrong."""
+    opts = options.view_as(NSTPipelineOptions)
+    if not opts.output:
+        raise UsageError("--output is required (a local folder or gs://bucket/prefix)")
+    cross_mode = bool(opts.contents or opts.styles)
+    if opts.manifest and cross_mode:
+        raise UsageError("give either --manifest or --contents with --styles, not both")
+    if cross_mode and not (opts.contents and opts.styles):
+        raise UsageError("cross mode needs both --contents and --styles")
+    if not opts.manifest and not cross_mode:
+        raise UsageError("give --manifest, or --contents and --styles")
+    if (opts.thumbnail_size or 0) < 0 or (opts.report_max_thumbnails or 0) < 0:
+        raise UsageError("--thumbnail_size and --report_max_thumbnails must be >= 0")
+    try:
+        base = opts.style_options()
+    except InputError as e:
+        raise UsageError(str(e)) from None
+    for name in ("manifest", "output"):
+        value = getattr(opts, name)
+        if value and storage.is_local(value):
+            setattr(opts, name, os.path.abspath(value))  # worker processes may not share our cwd
+    try:
+        if opts.manifest:
+            manifest.check_head(opts.manifest)
+        else:
+            for flag in ("contents", "styles"):
+                pattern = getattr(opts, flag)
+                if storage.is_local(pattern):
+                    pattern = os.path.abspath(pattern)
+                    setattr(opts, flag, pattern)
+                if not storage.match(pattern):
+                    raise manifest.ManifestError(f"--{flag} {pattern}: matched no files")
+    except manifest.ManifestError as e:
+        raise UsageError(str(e)) from None
+    return opts, base
+
+
+def build(p: beam.Pipeline, opts: NSTPipelineOptions, base: StyleOptions) -> beam.PCollection:
+    """The graph; returns the PCollection holding the run summary."""
+    if opts.manifest:
+        source = opts.manifest
+        rows = (p | "ManifestPath" >> beam.Create([opts.manifest])
+                | "ReadManifest" >> beam.ParDo(ReadManifest(base)))
+    else:
+        source = f"{opts.contents} x {opts.styles}"
+        rows = (p | "Globs" >> beam.Create([(opts.contents, opts.styles)])
+                | "CrossProduct" >> beam.ParDo(CrossPairs(base)))
+    rows_in = rows | "CountRows" >> beam.combiners.Count.Globally()
+    split = rows | "SplitRows" >> beam.FlatMap(split_rows).with_outputs("errors", main="pairs")
+    pairs = split.pairs | "SpreadPairs" >> beam.Reshuffle()
+    thumb = opts.thumbnail_size if opts.thumbnail_size is not None else 160
+    stylized = pairs | "Stylize" >> beam.ParDo(StylizeDoFn(opts.output, base, Shared(), thumb))
+    bad_rows = split.errors | "RecordRowErrors" >> beam.ParDo(RecordRowError())
+    outcomes = (stylized, bad_rows) | "AllOutcomes" >> beam.Flatten()
+    if thumb:
+        sources = (pairs | "SourcePaths" >> beam.FlatMap(source_paths)
+                   | "DistinctSources" >> beam.Distinct()
+                   | "SourceThumbnails" >> beam.ParDo(SourceThumbnail(thumb)))
+    else:
+        sources = p | "NoThumbnails" >> beam.Create([])
+    max_thumbs = opts.report_max_thumbnails if opts.report_max_thumbnails is not None else 2000
+    return (outcomes
+            | "OneGroup" >> beam.Map(_key_all)
+            | "GatherOutcomes" >> beam.GroupByKey()
+            | "WriteRunFiles" >> beam.ParDo(WriteRunFiles(opts.output, source, thumb, max_thumbs),
+                                            rows_in=beam.pvalue.AsSingleton(rows_in),
+                                            sources=beam.pvalue.AsDict(sources)))
+
+
+def run(argv: Sequence[str] | None = None, test_pipeline: beam.Pipeline | None = None) -> PipelineResult:
+    """Parse flags, check inputs, run the pipeline to completion; raises UsageError before running."""
+    options = PipelineOptions(list(argv) if argv is not None else None)
+    opts, base = resolve_options(options)
+    p = test_pipeline or beam.Pipeline(options=options)
+    build(p, opts, base)
+    result = p.run()
+    result.wait_until_finish()
+    return result
+
+
+def counters(result: PipelineResult) -> dict[str, int]:
+    """The nst counters of a finished run (committed values where the runner has them)."""
+    out: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+    try:
+        query = result.metrics().query(beam.metrics.MetricsFilter().with_namespace(NS))
+    except Exception:  # noqa: BLE001 - some runners cannot report metrics; the summary file still can
+        return out
+    for c in query["counters"]:
+        value = c.committed if c.committed is not None else c.attempted
+        out[c.key.metric.name] = out.get(c.key.metric.name, 0) + int(value or 0)
+    return out
+
+
+def read_summary(output: str) -> dict[str, Any] | None:
+    try:
+        return json.loads(storage.read_bytes(storage.join(output, "summary.json")))
+    except (OSError, ValueError):
+        return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("apache_beam", "absl", "tensorflow"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = run(argv)
+    except UsageError as e:
+        print(f"nst-pipeline: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - report a failed run in one line, details are in the log above
+        LOG.exception("run failed")
+        print(f"nst-pipeline: the run failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    output = PipelineOptions(argv).view_as(NSTPipelineOptions).output
+    output = os.path.abspath(output) if storage.is_local(output) else output
+    summary = read_summary(output)
+    loads = counters(result)["model_loads"]
+    if summary is None:
+        print("nst-pipeline: finished, but no summary.json was found under the output", file=sys.stderr)
+        return 1
+    print(f"nst-pipeline: {summary_line(summary)}; model loads {loads}")
+    print(f"nst-pipeline: outputs under {output} (report.html, metrics.jsonl, errors.jsonl)")
+    if summary["errors"]:
+        print(f"nst-pipeline: {summary['errors']} row(s) failed, see {storage.join(output, 'errors.jsonl')}",
+              file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

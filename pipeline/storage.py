@@ -1,0 +1,114 @@
+"""Whole-file reads and atomic writes on local paths and gs:// through Beam's FileSystems.
+
+Atomic means no reader ever sees half a file: local files are written to a hidden temp file in the
+same folder and renamed over the target (rename is atomic on POSIX); GCS objects only appear once
+their upload completes, so they are written in place (a GCS "rename" is a copy plus delete, slower
+and no safer).  Temp files left behind by a killed run are removed by :func:`remove_stale_temps`.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import uuid
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+TEMP_MARK = ".tmp-"
+RAW = CompressionTypes.UNCOMPRESSED  # never guess compression from a file's extension
+
+
+def is_local(path: str) -> bool:
+    return "://" not in path
+
+
+def join(base: str, *parts: str) -> str:
+    if is_local(base):
+        return os.path.join(base, *parts)
+    return FileSystems.join(base, *parts)
+
+
+def dirname(path: str) -> str:
+    if is_local(path):
+        return os.path.dirname(os.path.abspath(path))
+    return FileSystems.split(path)[0]
+
+
+def basename(path: str) -> str:
+    return posixpath.basename(path.rstrip("/")) if not is_local(path) else os.path.basename(path)
+
+
+def resolve(base_dir: str, path: str) -> str:
+    """``path`` as written in a manifest, resolved against the manifest's folder (local or gs://)."""
+    path = path.strip()
+    if not is_local(path):
+        return path
+    if os.path.isabs(path):
+        return os.path.normpath(path)
+    if is_local(base_dir):
+        return os.path.normpath(os.path.join(base_dir, path))
+    scheme, rest = base_dir.split("://", 1)
+    return f"{scheme}://{posixpath.normpath(posixpath.join(rest, path))}"
+
+
+def read_bytes(path: str) -> bytes:
+    """Bytes of a whole file; FileNotFoundError if it does not exist."""
+    if is_local(path):
+        with open(path, "rb") as f:
+            return f.read()
+    if not FileSystems.exists(path):
+        raise FileNotFoundError(path)
+    with FileSystems.open(path, compression_type=RAW) as f:
+        return f.read()
+
+
+def exists(path: str) -> bool:
+    return os.path.exists(path) if is_local(path) else FileSystems.exists(path)
+
+
+def write_atomic(path: str, data: bytes | str, mime_type: str = "application/octet-stream") -> None:
+    """Write ``data`` so readers see either the old file or the whole new one, never a part."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if not is_local(path):
+        with FileSystems.create(path, mime_type=mime_type, compression_type=RAW) as f:
+            f.write(data)
+        return
+    folder, name = os.path.split(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{name}{TEMP_MARK}{uuid.uuid4().hex[:12]}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def match(pattern: str) -> list[str]:
+    """Paths matching a glob (local or gs://), sorted; empty list if none."""
+    result = FileSystems.match([pattern])[0]
+    return sorted(m.path for m in result.metadata_list)
+
+
+def delete(paths: list[str]) -> None:
+    if paths:
+        FileSystems.delete(paths)
+
+
+def remove_stale_temps(folder: str) -> int:
+    """Delete temp files a killed run left in a local ``folder``; returns how many."""
+    if not is_local(folder) or not os.path.isdir(folder):
+        return 0
+    stale = [os.path.join(folder, n) for n in os.listdir(folder) if n.startswith(".") and TEMP_MARK in n]
+    for p in stale:
+        try:
+            os.remove(p)
+        except FileNotFoundError:
+            pass
+    return len(stale)

@@ -1,0 +1,324 @@
+"""The pipeline's steps: read rows, stylize pairs (one engine per worker process), write the run files.
+
+Every manifest row leaves the stylize step as exactly one outcome record (status stylized, skipped
+or error); the run-files step checks that rows in == stylized + skipped + errors and fails the run
+loudly if not.  Output layout under OUT: images/<id>.png, metrics/<id>.json (written last, it marks
+the pair done), metrics.jsonl, errors.jsonl, report.html, summary.json.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.utils.shared import Shared
+
+from nst_core import InputError, NSTError, StyleOptions, Stylizer
+from pipeline import report, storage
+from pipeline.manifest import ManifestError, Pair, RowError, cross, parse
+
+LOG = logging.getLogger("pipeline")
+NS = "nst"
+STYLE_BYTES_CACHE = 256 * 1024 * 1024  # style images kept in memory per worker (catalogs reuse few styles)
+
+
+class AccountingError(RuntimeError):
+    """Rows in != stylized + skipped + errors: a row was lost or doubled somewhere."""
+
+
+def image_rel(pair_id: str) -> str:
+    return f"images/{pair_id}.png"
+
+
+def metrics_rel(pair_id: str) -> str:
+    return f"metrics/{pair_id}.json"
+
+
+# --- input -------------------------------------------------------------------------------------------
+class ReadManifest(beam.DoFn):
+    """Manifest path -> Pair | RowError per row (one reader, so duplicate ids are found in file order)."""
+
+    def __init__(self, base: StyleOptions):
+        self.base = base
+        self.rows = Metrics.counter(NS, "rows_read")
+
+    def process(self, path: str) -> Iterator[Pair | RowError]:
+        for item in parse(storage.read_bytes(path), path, self.base):
+            self.rows.inc()
+            yield item
+
+
+class CrossPairs(beam.DoFn):
+    """(contents glob, styles glob) -> every combination as a Pair (cross mode)."""
+
+    def __init__(self, base: StyleOptions):
+        self.base = base
+        self.rows = Metrics.counter(NS, "rows_read")
+
+    def process(self, globs: tuple[str, str]) -> Iterator[Pair]:
+        contents, styles = (storage.match(g) for g in globs)
+        for name, found in zip(globs, (contents, styles)):
+            if not found:
+                raise ManifestError(f"glob {name}: matched no files")
+        for pair in cross(contents, styles, self.base):
+            self.rows.inc()
+            yield pair
+
+
+def split_rows(item: Pair | RowError) -> Iterator[Any]:
+    if isinstance(item, RowError):
+        yield beam.pvalue.TaggedOutput("errors", item)
+    else:
+        yield item
+
+
+def error_record(err: RowError) -> dict[str, Any]:
+    return {"line": err.line, "id": err.id, "status": "error", "stage": err.stage, "reason": err.reason,
+            "row": err.row}
+
+
+class RecordRowError(beam.DoFn):
+    """Counts a parse-time RowError and turns it into its outcome record."""
+
+    def __init__(self) -> None:
+        self.failed = Metrics.counter(NS, "pairs_failed")
+
+    def process(self, err: RowError) -> Iterator[dict[str, Any]]:
+        self.failed.inc()
+        yield error_record(err)
+
+
+# --- the engine, once per worker process ------------------------------------------------------------
+class Engine:
+    """One Stylizer per process, shared by the DoFn instances (threads) there; calls are serialized
+    because a Stylizer is not thread-safe and TensorFlow already uses every core within a call."""
+
+    def __init__(self, options: StyleOptions):
+        self.stylizer = Stylizer(options)
+        self.lock = threading.Lock()
+        self.load_counted = False
+        self._styles: OrderedDict[str, bytes] = OrderedDict()
+        self._style_bytes = 0
+
+    def style_bytes(self, path: str) -> bytes:
+        with self.lock:
+            if path in self._styles:
+                self._styles.move_to_end(path)
+                return self._styles[path]
+        data = storage.read_bytes(path)
+        with self.lock:
+            self._styles[path] = data
+            self._style_bytes += len(data)
+            while self._style_bytes > STYLE_BYTES_CACHE and len(self._styles) > 1:
+                self._style_bytes -= len(self._styles.popitem(last=False)[1])
+        return data
+
+
+class StylizeDoFn(beam.DoFn):
+    """Pair -> outcome record: skipped if OUT already holds it, else stylized (image, then metrics) or error."""
+
+    def __init__(self, output: str, engine_options: StyleOptions, shared: Shared, thumb_size: int = 160):
+        self.output = output
+        self.engine_options = engine_options
+        self.shared = shared
+        self.thumb_size = thumb_size
+        self.engine: Engine | None = None
+        self.model_loads = Metrics.counter(NS, "model_loads")
+        self.stylized = Metrics.counter(NS, "pairs_stylized")
+        self.skipped = Metrics.counter(NS, "pairs_skipped")
+        self.failed = Metrics.counter(NS, "pairs_failed")
+        self.cache_hits = Metrics.counter(NS, "style_cache_hits")
+        self.cache_misses = Metrics.counter(NS, "style_cache_misses")
+        self.seconds = Metrics.distribution(NS, "pair_seconds_ms")
+        self.loss = {k: Metrics.distribution(NS, f"loss_{k}_x1e6") for k in ("total", "content", "style", "tv")}
+
+    def _engine(self) -> Engine:
+        # Built lazily inside process() so the load is counted in a live metrics context (and a worker
+        # that never gets a pair never loads VGG19); Shared makes it once per process, not per DoFn.
+        if self.engine is None:
+            key = json.dumps({k: v for k, v in self.engine_options.to_dict().items()
+                              if k in ("precision", "weights")}, sort_keys=True)
+            self.engine = self.shared.acquire(lambda: Engine(self.engine_options), tag=key)
+        with self.engine.lock:
+            if not self.engine.load_counted:
+                self.engine.load_counted = True
+                self.model_loads.inc()
+        return self.engine
+
+    def _path(self, rel: str) -> str:
+        return storage.join(self.output, *rel.split("/"))
+
+    def done_record(self, pair: Pair) -> dict[str, Any] | None:
+        """The stored metrics if OUT already holds this exact pair (same fingerprint, image present)."""
+        try:
+            stored = json.loads(storage.read_bytes(self._path(metrics_rel(pair.id))))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:  # a torn or foreign file: redo the pair
+            LOG.warning("%s: unreadable metrics file, redoing the pair (%s)", pair.id, e)
+            return None
+        if not isinstance(stored, dict) or stored.get("fingerprint") != pair.fingerprint:
+            LOG.info("%s: stored output is for other inputs or options, redoing it", pair.id)
+            return None
+        if not storage.exists(self._path(image_rel(pair.id))):
+            return None
+        return stored
+
+    def process(self, pair: Pair) -> Iterator[dict[str, Any]]:
+        stored = self.done_record(pair)
+        if stored is not None:
+            self.skipped.inc()
+            thumb = None
+            if self.thumb_size:
+                try:
+                    thumb = report.thumbnail(storage.read_bytes(self._path(image_rel(pair.id))), self.thumb_size)
+                except OSError:
+                    pass
+            yield self.record(pair, "skipped", stored, thumb)
+            return
+        try:
+            result = self.stylize(pair)
+        except (NSTError, OSError) as e:
+            self.failed.inc()
+            yield error_record(RowError(line=pair.line, reason=str(e), row=pair.row, id=pair.id, stage="stylize"))
+            return
+        except Exception as e:  # noqa: BLE001 - one pair's unexpected engine failure must not sink the batch
+            LOG.exception("%s: unexpected failure", pair.id)
+            self.failed.inc()
+            yield error_record(RowError(line=pair.line, reason=f"unexpected {type(e).__name__}: {e}", row=pair.row,
+                                        id=pair.id, stage="stylize"))
+            return
+        metrics = {**result.metrics(), "id": pair.id, "line": pair.line, "fingerprint": pair.fingerprint,
+                   "row": pair.row, "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+                   "worker": {"host": socket.gethostname(), "pid": os.getpid()}}
+        storage.write_atomic(self._path(image_rel(pair.id)), result.png_bytes(), "image/png")
+        storage.write_atomic(self._path(metrics_rel(pair.id)), json.dumps(metrics, indent=1, sort_keys=True),
+                             "application/json")  # last: its presence marks the pair done
+        self.stylized.inc()
+        self.seconds.update(int(result.seconds * 1000))
+        for k, dist in self.loss.items():
+            value = result.losses.get(k)
+            if isinstance(value, float) and value == value and abs(value) < 9e12:
+                dist.update(int(value * 1e6))
+        thumb = report.thumbnail(result.image, self.thumb_size) if self.thumb_size else None
+        yield self.record(pair, "stylized", metrics, thumb)
+
+    def stylize(self, pair: Pair):
+        engine = self._engine()
+        try:
+            content = storage.read_bytes(pair.content)
+        except FileNotFoundError:
+            raise InputError(f"content {pair.content}: file not found") from None
+        styles = []
+        for s in pair.styles:
+            try:
+                styles.append(engine.style_bytes(s))
+            except FileNotFoundError:
+                raise InputError(f"style {s}: file not found") from None
+        with engine.lock:
+            st = engine.stylizer
+            hits, misses = st.style_cache_hits, st.style_cache_misses
+            result = st.stylize(content, styles, options=pair.options, content_name=pair.content,
+                                style_names=list(pair.styles))
+            self.cache_hits.inc(st.style_cache_hits - hits)
+            self.cache_misses.inc(st.style_cache_misses - misses)
+        return result
+
+    @staticmethod
+    def record(pair: Pair, status: str, metrics: dict[str, Any], thumb: str | None) -> dict[str, Any]:
+        """One line of metrics.jsonl (plus the report's thumbnail, dropped before writing)."""
+        return {"line": pair.line, "id": pair.id, "status": status, "content": pair.content,
+                "styles": list(pair.styles), "losses": metrics.get("losses"), "steps": metrics.get("steps"),
+                "seconds": metrics.get("seconds"), "size": metrics.get("size"),
+                "precision": metrics.get("precision"), "retried": metrics.get("retried", ""),
+                "options": pair.options.pair_dict(), "image": image_rel(pair.id), "metrics": metrics_rel(pair.id),
+                "thumb": thumb}
+
+
+def source_paths(pair: Pair) -> Iterator[str]:
+    yield pair.content
+    yield from pair.styles
+
+
+class SourceThumbnail(beam.DoFn):
+    """Path of a content/style image -> (path, data: URI or None) for the report."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def process(self, path: str) -> Iterator[tuple[str, str | None]]:
+        try:
+            yield path, report.thumbnail(storage.read_bytes(path), self.size)
+        except OSError:
+            yield path, None
+
+
+# --- end of run ------------------------------------------------------------------------------------
+def _jsonl(records: Iterable[dict[str, Any]]) -> str:
+    return "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in records)
+
+
+class WriteRunFiles(beam.DoFn):
+    """All outcome records -> metrics.jsonl, errors.jsonl, report.html, summary.json; checks the accounting."""
+
+    def __init__(self, output: str, source: str, thumb_size: int, max_thumbs: int):
+        self.output, self.source, self.thumb_size, self.max_thumbs = output, source, thumb_size, max_thumbs
+
+    def process(self, keyed: tuple[Any, Iterable[dict[str, Any]]], rows_in: int,
+                sources: dict[str, str | None]) -> Iterator[dict[str, Any]]:
+        records = sorted(keyed[1], key=lambda r: (r["line"], r["id"]))
+        summary = account(records, rows_in)
+        summary.update(source=self.source, output=self.output,
+                       finished=datetime.now(UTC).isoformat(timespec="seconds"))
+        done = [r for r in records if r["status"] != "error"]
+        errors = [r for r in records if r["status"] == "error"]
+        for r in done[self.max_thumbs:]:
+            r["thumb"] = None
+        out = self.output
+        storage.write_atomic(storage.join(out, "errors.jsonl"), _jsonl(errors), "application/x-ndjson")
+        storage.write_atomic(storage.join(out, "metrics.jsonl"),
+                             _jsonl({k: v for k, v in r.items() if k != "thumb"} for r in done),
+                             "application/x-ndjson")
+        shown = sources if len(done) <= self.max_thumbs else {}
+        storage.write_atomic(storage.join(out, "report.html"),
+                             report.render(done, errors, summary, shown, self.thumb_size), "text/html")
+        storage.write_atomic(storage.join(out, "summary.json"), json.dumps(summary, indent=1, sort_keys=True),
+                             "application/json")
+        for sub in ("images", "metrics"):
+            storage.remove_stale_temps(storage.join(out, sub))
+        LOG.info("run summary: %s", summary_line(summary))
+        if not summary["balanced"]:
+            raise AccountingError(f"accounting does not balance: {summary_line(summary)}; "
+                                  f"lines missing {summary['missing_lines'][:20]}, "
+                                  f"doubled {summary['doubled_lines'][:20]}")
+        yield summary
+
+
+def account(records: list[dict[str, Any]], rows_in: int) -> dict[str, Any]:
+    """rows in == stylized + skipped + errors, and every row line exactly once."""
+    status = Counter(r["status"] for r in records)
+    lines = Counter(r["line"] for r in records)
+    doubled = sorted(line for line, n in lines.items() if n > 1)
+    summary = {"rows": rows_in, "stylized": status["stylized"], "skipped": status["skipped"],
+               "errors": status["error"], "doubled_lines": doubled, "missing_lines": []}
+    if len(lines) != rows_in:
+        # manifest lines are not 1..n (blank lines, header), so only the count can say something is missing
+        summary["missing_lines"] = ["?"] * max(0, rows_in - len(lines))
+    summary["balanced"] = (rows_in == summary["stylized"] + summary["skipped"] + summary["errors"]
+                           and not doubled and len(lines) == rows_in)
+    return summary
+
+
+def summary_line(s: dict[str, Any]) -> str:
+    mark = "OK" if s.get("balanced") else "MISMATCH"
+    return (f"rows in {s['rows']} = stylized {s['stylized']} + skipped {s['skipped']} + errors {s['errors']} "
+            f"[{mark}]")
