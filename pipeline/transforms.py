@@ -98,6 +98,28 @@ class RecordRowError(beam.DoFn):
 
 
 # --- the engine, once per worker process ------------------------------------------------------------
+class StyleBytes:
+    """Per-process LRU of style image bytes: a catalog reuses a few styles, read each once per worker."""
+
+    _lock = threading.Lock()
+    _data: OrderedDict[str, bytes] = OrderedDict()
+    _size = 0
+
+    @classmethod
+    def get(cls, path: str) -> bytes:
+        with cls._lock:
+            if path in cls._data:
+                cls._data.move_to_end(path)
+                return cls._data[path]
+        data = storage.read_bytes(path)
+        with cls._lock:
+            cls._data[path] = data
+            cls._size += len(data)
+            while cls._size > STYLE_BYTES_CACHE and len(cls._data) > 1:
+                cls._size -= len(cls._data.popitem(last=False)[1])
+        return data
+
+
 class Engine:
     """One Stylizer per process, shared by the DoFn instances (threads) there; calls are serialized
     because a Stylizer is not thread-safe and TensorFlow already uses every core within a call."""
@@ -106,21 +128,6 @@ class Engine:
         self.stylizer = Stylizer(options)
         self.lock = threading.Lock()
         self.load_counted = False
-        self._styles: OrderedDict[str, bytes] = OrderedDict()
-        self._style_bytes = 0
-
-    def style_bytes(self, path: str) -> bytes:
-        with self.lock:
-            if path in self._styles:
-                self._styles.move_to_end(path)
-                return self._styles[path]
-        data = storage.read_bytes(path)
-        with self.lock:
-            self._styles[path] = data
-            self._style_bytes += len(data)
-            while self._style_bytes > STYLE_BYTES_CACHE and len(self._styles) > 1:
-                self._style_bytes -= len(self._styles.popitem(last=False)[1])
-        return data
 
 
 class StylizeDoFn(beam.DoFn):
@@ -213,7 +220,6 @@ class StylizeDoFn(beam.DoFn):
         yield self.record(pair, "stylized", metrics, thumb)
 
     def stylize(self, pair: Pair):
-        engine = self._engine()
         try:
             content = storage.read_bytes(pair.content)
         except FileNotFoundError:
@@ -221,9 +227,10 @@ class StylizeDoFn(beam.DoFn):
         styles = []
         for s in pair.styles:
             try:
-                styles.append(engine.style_bytes(s))
+                styles.append(StyleBytes.get(s))
             except FileNotFoundError:
                 raise InputError(f"style {s}: file not found") from None
+        engine = self._engine()  # after the reads: a run whose pairs all fail to read loads no model
         with engine.lock:
             st = engine.stylizer
             hits, misses = st.style_cache_hits, st.style_cache_misses
