@@ -1,0 +1,74 @@
+"""Runs in other processes: two DirectRunner worker processes (one model load each), and a run killed mid-way."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pipeline_helpers import FAST, copy_images, read_jsonl, write_csv
+
+from pipeline.run import counters, main, run
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def manifest(root: Path, n: int) -> Path:
+    combos = [(c, s) for c in ("content/c1.jpg", "content/c2.png") for s in ("style/s1.png", "style/s2.jpg")]
+    rows = [f"r{i},{combos[i % 4][0]},{combos[i % 4][1]},{i}" for i in range(n)]
+    return write_csv(root / "m.csv", ["id,content,style,seed", *rows])
+
+
+def test_two_worker_processes_load_the_model_once_each(tmp_path, image_dir, capsys):
+    root = copy_images(image_dir, tmp_path / "cat")
+    out = tmp_path / "out"
+    code = main(["--manifest", str(manifest(root, 6)), "--output", str(out), *FAST,
+                 "--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    loads = int(printed.split("model loads ")[1].split()[0])
+    pids = {json.loads(p.read_text())["worker"]["pid"] for p in (out / "metrics").glob("*.json")}
+    assert os.getpid() not in pids           # the pairs ran in the worker processes
+    assert 1 <= loads == len(pids) <= 2      # one model per worker process that served pairs
+    assert len(read_jsonl(out / "metrics.jsonl")) == 6
+
+
+def test_killed_run_rerun_ends_like_an_uninterrupted_one(tmp_path, image_dir):
+    root = copy_images(image_dir, tmp_path / "cat")
+    m = manifest(root, 8)
+    slow = [*FAST, "--steps", "25", "--size", "48"]  # slow enough to be killed between pairs
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.run", "--manifest", str(m), "--output", str(killed),
+                             *slow], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list((killed / "metrics").glob("*.json")):
+            assert proc.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    half = len(list((killed / "metrics").glob("*.json")))
+    assert 1 <= half < 8 and not (killed / "summary.json").exists()
+
+    c = counters(run(["--manifest", str(m), "--output", str(killed), *slow]))
+    assert c["pairs_skipped"] == half and c["pairs_stylized"] == 8 - half
+    run(["--manifest", str(m), "--output", str(clean), *slow])
+
+    def files(out: Path) -> set[str]:
+        return {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+
+    def rows(out: Path) -> list[tuple]:
+        return [(r["line"], r["id"], r["image"], r["options"]["seed"]) for r in read_jsonl(out / "metrics.jsonl")]
+
+    assert files(killed) == files(clean)
+    assert rows(killed) == rows(clean) and len(rows(clean)) == 8
+    assert (killed / "errors.jsonl").read_text() == (clean / "errors.jsonl").read_text() == ""
