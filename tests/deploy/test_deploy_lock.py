@@ -55,7 +55,7 @@ def test_dockerfile_versions_match_the_lock():
     assert dockerfile_arg("BEAM_VERSION") == pins["apache-beam"][0], "Beam boot and apache-beam must match"
     assert dockerfile_arg("PYTHON_VERSION") == lock.TARGET.python
     assert "python311-template-launcher-base" in DOCKERFILE  # the launcher for the same Python
-    assert f"python:${{PYTHON_VERSION}}-slim-bookworm" in DOCKERFILE  # the glibc the lock targets
+    assert "python:${PYTHON_VERSION}-slim-bookworm" in DOCKERFILE  # the glibc the lock targets
     assert lock.TARGET.base_image == f"python:{lock.TARGET.python}-slim-bookworm"
     assert "--require-hashes" in DOCKERFILE and "deploy/requirements.txt" in DOCKERFILE
 
