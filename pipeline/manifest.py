@@ -4,6 +4,8 @@ A bad row (missing or empty field, unknown or engine-only column, out-of-range o
 value, bad or duplicate id, bytes that are not UTF-8) is reported with its line number and
 reason, and the other rows carry on.  Only problems with the manifest as a whole (missing,
 empty, no ``content``/``style`` header) raise :class:`ManifestError` and fail the run.
+An empty override cell means "use the run's value" (sparse CSV columns); an empty id means
+"derive it" (a stable hash of content, style and options).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ error) -> gather -> run files + accounting check.  Exit codes: 0 every row styli
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
 from apache_beam.runners.runner import PipelineResult
 from apache_beam.utils.shared import Shared
 
@@ -52,8 +53,21 @@ def _key_all(record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return "run", record
 
 
+def unknown_flags(options: PipelineOptions) -> list[str]:
+    """Flags no PipelineOptions class knows (Beam only logs and drops them; a typo'd --stpes must not
+    silently run the default 200 steps over a catalog)."""
+    parser = _BeamArgumentParser(allow_abbrev=False)
+    for cls in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
+        cls._add_argparse_args(parser)
+    _, unknown = parser.parse_known_args(options._flags)
+    return [u.split("=", 1)[0] for u in unknown if u.startswith("--")]
+
+
 def resolve_options(options: PipelineOptions) -> tuple[NSTPipelineOptions, StyleOptions]:
     """Checks the flags and the input before any worker starts; UsageError says what is wrong."""
+    unknown = unknown_flags(options)
+    if unknown:
+        raise UsageError(f"unknown flag(s) {', '.join(unknown)} (see --help)")
     opts = options.view_as(NSTPipelineOptions)
     if not opts.output:
         raise UsageError("--output is required (a local folder or gs://bucket/prefix)")
@@ -153,11 +167,24 @@ def read_summary(output: str) -> dict[str, Any] | None:
         return None
 
 
+def print_help() -> None:
+    parser = argparse.ArgumentParser(
+        prog="nst-pipeline", description=__doc__.split("\n")[0],
+        epilog="Beam options (--runner, --direct_num_workers, --direct_running_mode, --project, --region, "
+               "--temp_location, ...) are accepted too.  Exit codes:"
+               + __doc__.split("Exit codes:")[1].replace("\n", " "))
+    NSTPipelineOptions._add_argparse_args(parser)
+    parser.print_help()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("apache_beam", "absl", "tensorflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        print_help()
+        return 0
     try:
         result = run(argv)
     except UsageError as e:
@@ -169,6 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     output = PipelineOptions(argv).view_as(NSTPipelineOptions).output
     output = os.path.abspath(output) if storage.is_local(output) else output
+    if getattr(result, "has_job", True) is False:  # DataflowRunner staged a template: nothing ran yet
+        print("nst-pipeline: pipeline staged, no job ran")
+        return 0
     summary = read_summary(output)
     loads = counters(result)["model_loads"]
     if summary is None:

@@ -194,6 +194,10 @@ def test_main_exit_codes_and_messages(tmp_path, image_dir, capsys):
     assert "matched no files" in capsys.readouterr().err
     assert main(["--manifest", str(missing), "--output", out, "--size", "0"]) == 2
     assert "size" in capsys.readouterr().err
+    assert main(["--manifest", str(missing), "--output", out, "--stpes", "5"]) == 2
+    assert "unknown flag(s) --stpes" in capsys.readouterr().err
+    assert main(["--help"]) == 0
+    assert "--content_weight" in capsys.readouterr().out
     root = copy_images(image_dir, tmp_path / "cat")
     (root / "m.jsonl").write_text('{"id": "ok", "content": "content/c1.jpg", "style": "style/s1.png"}\n'
                                   '{"id": "bad", "content": "content/c1.jpg", "style": "style/s1.png", "size": 0}\n')
