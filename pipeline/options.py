@@ -54,8 +54,8 @@ class NSTPipelineOptions(PipelineOptions):
     def _add_argparse_args(cls, parser: Any) -> None:
         group = _UnderscoreAliases(parser)
         for name, (typ, default, help_text) in PIPELINE_FLAGS.items():
-            shown = f"{help_text} (default: {default})" if default is not None else help_text
-            group.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=default, help=shown)
+            group.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=default,
+                               help=help_text)
         engine_options.add_arguments(group, defaults_none=True)
 
     def style_options(self) -> StyleOptions:

@@ -26,7 +26,7 @@ from apache_beam.utils.shared import Shared
 
 from nst_core import InputError, StyleOptions
 from pipeline import manifest, storage
-from pipeline.options import NSTPipelineOptions
+from pipeline.options import PIPELINE_FLAGS, NSTPipelineOptions
 from pipeline.transforms import (
     NS,
     CrossPairs,
@@ -174,6 +174,9 @@ def print_help() -> None:
                "--temp_location, ...) are accepted too.  Exit codes:"
                + __doc__.split("Exit codes:")[1].replace("\n", " "))
     NSTPipelineOptions._add_argparse_args(parser)
+    for action in parser._actions:
+        if action.dest in PIPELINE_FLAGS and action.default is not None:
+            action.help = f"{action.help} (default: {action.default})"
     parser.print_help()
 
 
