@@ -9,6 +9,7 @@ worker container) is then built from the options exactly as Beam would send it.
 from __future__ import annotations
 
 import apache_beam as beam
+import deploy_paths  # noqa: F401  (puts deploy/ on sys.path)
 import flex_main
 import gpu_profiles
 import pytest

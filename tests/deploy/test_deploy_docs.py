@@ -10,11 +10,11 @@ import re
 import shutil
 import subprocess
 
+import deploy_paths  # noqa: F401  (puts deploy/ on sys.path)
 import gpu_profiles
 import pytest
 import yaml
-
-from tests.deploy.conftest import DEPLOY, ROOT
+from deploy_paths import DEPLOY, README, ROOT
 
 SHELL_VAR = re.compile(r"\$\{?([A-Z][A-Z0-9_]*)")
 
@@ -23,8 +23,8 @@ def shell_blocks(text: str) -> list[str]:
     return re.findall(r"```sh\n(.*?)```", text, re.S)
 
 
-def test_readme_placeholders_are_defined_once_at_the_top(readme_text):
-    blocks = shell_blocks(readme_text)
+def test_readme_placeholders_are_defined_once_at_the_top():
+    blocks = shell_blocks(README)
     top, rest = blocks[0], blocks[1:]
     defined = re.findall(r"^export ([A-Z][A-Z0-9_]*)=", top, re.M)
     assert len(defined) == len(set(defined)), "a placeholder is defined twice"
@@ -42,18 +42,18 @@ def test_readme_placeholders_are_defined_once_at_the_top(readme_text):
             assert set(SHELL_VAR.findall(m.group(2))) <= seen, line
             seen.add(m.group(1))
     # prose mentions of $VARS are placeholders too
-    assert set(SHELL_VAR.findall(re.sub(r"```.*?```", "", readme_text, flags=re.S))) <= set(defined)
+    assert set(SHELL_VAR.findall(re.sub(r"```.*?```", "", README, flags=re.S))) <= set(defined)
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
-def test_readme_shell_blocks_parse(readme_text):
-    for block in shell_blocks(readme_text):
+def test_readme_shell_blocks_parse():
+    for block in shell_blocks(README):
         proc = subprocess.run(["bash", "-n"], input=block, capture_output=True, text=True)
         assert proc.returncode == 0, f"{proc.stderr}\n{block}"
 
 
-def test_readme_gpu_flags_are_the_profiles(readme_text):
-    pairs = re.findall(r"--worker-machine-type=(\S+) \\\n\s*--additional-experiments='([^']+)'", readme_text)
+def test_readme_gpu_flags_are_the_profiles():
+    pairs = re.findall(r"--worker-machine-type=(\S+) \\\n\s*--additional-experiments='([^']+)'", README)
     assert pairs, "the by-hand run shows the GPU flags"
     profiles = {(p.machine_type, ",".join([p.service_option(), *p.experiments()])) for p in
                 gpu_profiles.PROFILES.values()}
@@ -61,9 +61,9 @@ def test_readme_gpu_flags_are_the_profiles(readme_text):
         assert pair in profiles
     for p in gpu_profiles.PROFILES.values():  # the table lists every profile exactly
         row = f"| `{p.machine_type}` | `{','.join([p.service_option(), *p.experiments()])}` |"
-        assert row in readme_text, row
-        assert f"`{p.name}`" in readme_text
-    assert "GPU_PROFILE=l4 " in readme_text and gpu_profiles.DEFAULT.name == "l4"
+        assert row in README, row
+        assert f"`{p.name}`" in README
+    assert "GPU_PROFILE=l4 " in README and gpu_profiles.DEFAULT.name == "l4"
 
 
 def test_workflow_profiles_mirror_gpu_profiles():
@@ -76,12 +76,12 @@ def test_workflow_profiles_mirror_gpu_profiles():
         assert entry["additionalExperiments"] == [p.service_option(), *p.experiments()]
 
 
-def test_workflow_names_the_run_and_reads_only_configured_env(readme_text):
+def test_workflow_names_the_run_and_reads_only_configured_env():
     text = (DEPLOY / "nightly.workflow.yaml").read_text()
     wf = yaml.safe_load(text)
     assert wf["main"]["params"] == ["args"]
     used = set(re.findall(r'sys\.get_env\("([A-Z_]+)"\)', text)) - {"GOOGLE_CLOUD_PROJECT_ID", "GOOGLE_CLOUD_LOCATION"}
-    m = re.search(r"--set-env-vars=(\S+)", readme_text)
+    m = re.search(r"--set-env-vars=(\S+)", README)
     assert m, "the README deploys the workflow with its configuration"
     configured = {kv.split("=", 1)[0] for kv in m.group(1).split(",")}
     assert used == configured

@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 import time
 
+import deploy_paths  # noqa: F401  (puts deploy/ on sys.path)
 import lock
 import pytest
+from deploy_paths import DEPLOY, ROOT
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-
-from tests.deploy.conftest import DEPLOY, ROOT
 
 DOCKERFILE = (DEPLOY / "Dockerfile").read_text()
 
@@ -88,7 +88,7 @@ def test_target_platform_tags():
     assert "manylinux_2_36_x86_64" in t.platforms() and "manylinux2014_x86_64" in t.platforms()
 
 
-@pytest.mark.network
+@pytest.mark.slow  # needs PyPI (metadata only); cached by the lock's content
 def test_lock_resolves_for_the_image_platform_and_python():
     """pip, told the image's platform/Python/ABI, finds every pinned file (metadata only) and the set is closed.
 

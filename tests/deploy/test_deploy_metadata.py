@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import deploy_paths  # noqa: F401  (puts deploy/ on sys.path)
 import make_metadata
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
