@@ -8,6 +8,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+CONTENT = SAMPLES / "content" / "chelsea.jpg"
+STYLE = SAMPLES / "style" / "starry_night.jpg"
+
 
 def gradient(w: int = 40, h: int = 30) -> np.ndarray:
     y, x = np.mgrid[0:h, 0:w]

@@ -3,8 +3,7 @@
 import json
 
 import pytest
-from conftest import CONTENT, STYLE
-from images_factory import BAD_REASONS, write_bad_files, write_odd_files
+from images_factory import BAD_REASONS, CONTENT, STYLE, write_bad_files, write_odd_files
 
 from nst_core import cli, images
 

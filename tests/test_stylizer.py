@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import CONTENT, STYLE
+from images_factory import CONTENT, STYLE
 
 from nst_core import color, images, optimize
 from nst_core.errors import InputError, NumericalError
