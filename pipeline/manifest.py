@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,9 @@ ID_MAX_LEN = 120
 RESERVED = ("id", "content", "style")
 _BAD_ID_CHARS = re.compile(r'[/\\<>:"|?*\x00-\x1f\x7f]')
 _SURROGATE = re.compile(r"[\udc80-\udcff]")
+# Slashes that are not '/' or '\\' but read as one (NFKC folds the full-width ones; these it does not).
+_SLASH_LOOKALIKES = "\u2044\u2215\u2216\u29f5\u29f8\u29f9\ufe68"
+_INVISIBLE = ("Cc", "Cf", "Co", "Cs", "Zl", "Zp")  # control, format (bidi, zero-width), private, separators
 HEAD_BYTES = 65536
 
 
@@ -68,9 +72,13 @@ def check_id(value: str) -> str:
     """A user-given id, safe as a file name on every filesystem and in gs://; InputError otherwise."""
     if not value:
         raise InputError("id: empty")
-    if _BAD_ID_CHARS.search(value):
+    # Judge the NFKC form too: a full-width '／' or '．．' becomes '/' or '..' for any tool that normalizes.
+    folded = unicodedata.normalize("NFKC", value)
+    if _BAD_ID_CHARS.search(folded) or any(c in _SLASH_LOOKALIKES for c in folded):
         raise InputError(f"id {value!r}: path separators, control characters and <>:\"|?* are not allowed")
-    if ".." in value or value.startswith(".") or value != value.strip():
+    if any(unicodedata.category(c) in _INVISIBLE for c in value):
+        raise InputError(f"id {value!r}: invisible, bidi-control or line-separator characters are not allowed")
+    if ".." in folded or folded.startswith(".") or value != value.strip() or folded != folded.strip():
         raise InputError(f"id {value!r}: must not contain '..', start with '.' or have surrounding spaces")
     if len(value) > ID_MAX_LEN:
         raise InputError(f"id {value[:20]!r}...: longer than {ID_MAX_LEN} characters")

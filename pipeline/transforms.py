@@ -270,8 +270,14 @@ class SourceThumbnail(beam.DoFn):
 
 
 # --- end of run ------------------------------------------------------------------------------------
+# Line breaks other than \n that str.splitlines() and many JSON Lines readers split on; json.dumps leaves them raw
+# with ensure_ascii=False (the C0 ones it always escapes), so a row holding one would read as two broken lines.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 def _jsonl(records: Iterable[dict[str, Any]]) -> str:
-    return "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in records)
+    return "".join(json.dumps(r, sort_keys=True, ensure_ascii=False).translate(_LINE_BREAKS) + "\n"
+                   for r in records)
 
 
 class WriteRunFiles(beam.DoFn):
