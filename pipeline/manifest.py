@@ -100,7 +100,7 @@ def _nonempty(v: Any) -> bool:
 
 def build_pair(row: dict[str, Any], line: int, base_dir: str, base: StyleOptions) -> Pair | RowError:
     """One manifest row (column -> value) to a Pair, or a RowError saying what is wrong with it."""
-    shown = _printable(row)
+    shown = {k: storage.redact(v) if isinstance(v, str) else v for k, v in _printable(row).items()}
     try:
         for k, v in row.items():
             if any(isinstance(x, str) and _SURROGATE.search(x) for x in (k, v)):
@@ -128,6 +128,10 @@ def build_pair(row: dict[str, Any], line: int, base_dir: str, base: StyleOptions
         options = StyleOptions.from_dict(overrides, base=base)
         content = storage.resolve(base_dir, content)
         styles = tuple(storage.resolve(base_dir, s) for s in styles)
+        for name, path in zip(("content", *["style"] * len(styles)), (content, *styles)):
+            if not storage.supported(path):
+                raise InputError(f"{name} {storage.redact(path)}: no filesystem for this kind of location "
+                                 "(use a local path or gs://)")
         fp = fingerprint(content, styles, options)
         raw_id = row.get("id")
         if _nonempty(raw_id):
@@ -138,7 +142,7 @@ def build_pair(row: dict[str, Any], line: int, base_dir: str, base: StyleOptions
             pair_id = fp[:16]
     except InputError as e:
         rid = row.get("id") if isinstance(row.get("id"), str) else ""
-        return RowError(line=line, reason=str(e), row=shown, id=_printable({"i": rid or ""})["i"])
+        return RowError(line=line, reason=storage.redact(str(e)), row=shown, id=_printable({"i": rid or ""})["i"])
     return Pair(id=pair_id, line=line, content=content, styles=styles, options=options, fingerprint=fp, row=shown)
 
 

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -191,11 +192,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = run(argv)
     except UsageError as e:
-        print(f"nst-pipeline: error: {e}", file=sys.stderr)
+        print(f"nst-pipeline: error: {storage.redact(str(e))}", file=sys.stderr)
         return 2
     except Exception as e:  # noqa: BLE001 - report a failed run in one line, details are in the log above
-        LOG.exception("run failed")
-        print(f"nst-pipeline: the run failed: {type(e).__name__}: {e}", file=sys.stderr)
+        LOG.error("run failed\n%s", storage.redact(traceback.format_exc()))
+        print(f"nst-pipeline: the run failed: {type(e).__name__}: {storage.redact(str(e))}", file=sys.stderr)
         return 1
     output = PipelineOptions(argv).view_as(NSTPipelineOptions).output
     output = os.path.abspath(output) if storage.is_local(output) else output
@@ -208,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("nst-pipeline: finished, but no summary.json was found under the output", file=sys.stderr)
         return 1
     print(f"nst-pipeline: {summary_line(summary)}; model loads {loads}")
+    output = storage.redact(output)
     print(f"nst-pipeline: outputs under {output} (report.html, metrics.jsonl, errors.jsonl)")
     if summary["errors"]:
         print(f"nst-pipeline: {summary['errors']} row(s) failed, see {storage.join(output, 'errors.jsonl')}",

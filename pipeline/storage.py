@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 import uuid
 
 from apache_beam.io.filesystem import CompressionTypes
@@ -17,6 +18,19 @@ from apache_beam.io.filesystems import FileSystems
 
 TEMP_MARK = ".tmp-"
 RAW = CompressionTypes.UNCOMPRESSED  # never guess compression from a file's extension
+
+
+_URL = re.compile(r"""(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/@\s?#'"]*@)?(?P<rest>[^\s?#'"]*)"""
+                  r"""(?P<query>\?[^\s#'"]*)?""")
+
+
+def redact(text: str) -> str:
+    """``text`` with the secrets a URL can carry masked: ``user:password@`` and the query (signed-URL
+    signatures, access tokens).  Local paths are left alone.  Used on everything the run writes or logs."""
+    def mask(m: re.Match) -> str:
+        return (m["scheme"] + ("***@" if m["user"] else "") + m["rest"]
+                + ("?<redacted>" if m["query"] and len(m["query"]) > 1 else m["query"] or ""))
+    return _URL.sub(mask, text) if "://" in text else text
 
 
 def is_local(path: str) -> bool:
@@ -50,6 +64,17 @@ def resolve(base_dir: str, path: str) -> str:
         return os.path.normpath(os.path.join(base_dir, path))
     scheme, rest = base_dir.split("://", 1)
     return f"{scheme}://{posixpath.normpath(posixpath.join(rest, path))}"
+
+
+def supported(path: str) -> bool:
+    """Whether a filesystem is installed for ``path`` (local, gs://, ...); https:// etc. are not."""
+    if is_local(path):
+        return True
+    try:
+        FileSystems.get_filesystem(path)
+    except ValueError:
+        return False
+    return True
 
 
 def read_bytes(path: str) -> bytes:

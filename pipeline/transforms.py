@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import threading
+import traceback
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -82,8 +83,10 @@ def split_rows(item: Pair | RowError) -> Iterator[Any]:
 
 
 def error_record(err: RowError) -> dict[str, Any]:
-    return {"line": err.line, "id": err.id, "status": "error", "stage": err.stage, "reason": err.reason,
-            "row": err.row}
+    row = ({k: storage.redact(v) if isinstance(v, str) else v for k, v in err.row.items()}
+           if isinstance(err.row, dict) else storage.redact(err.row))
+    return {"line": err.line, "id": err.id, "status": "error", "stage": err.stage,
+            "reason": storage.redact(err.reason), "row": row}
 
 
 class RecordRowError(beam.DoFn):
@@ -199,7 +202,7 @@ class StylizeDoFn(beam.DoFn):
             yield error_record(RowError(line=pair.line, reason=str(e), row=pair.row, id=pair.id, stage="stylize"))
             return
         except Exception as e:  # noqa: BLE001 - one pair's unexpected engine failure must not sink the batch
-            LOG.exception("%s: unexpected failure", pair.id)
+            LOG.error("%s: unexpected failure\n%s", pair.id, storage.redact(traceback.format_exc()))
             self.failed.inc()
             yield error_record(RowError(line=pair.line, reason=f"unexpected {type(e).__name__}: {e}", row=pair.row,
                                         id=pair.id, stage="stylize"))
@@ -265,7 +268,7 @@ class SourceThumbnail(beam.DoFn):
     def process(self, path: str) -> Iterator[tuple[str, str | None]]:
         try:
             yield path, report.thumbnail(storage.read_bytes(path), self.size)
-        except OSError:
+        except (OSError, ValueError):  # unreadable or no filesystem for it: the pair's own row says why
             yield path, None
 
 
@@ -290,7 +293,7 @@ class WriteRunFiles(beam.DoFn):
                 sources: dict[str, str | None]) -> Iterator[dict[str, Any]]:
         records = sorted(keyed[1], key=lambda r: (r["line"], r["id"]))
         summary = account(records, rows_in)
-        summary.update(source=self.source, output=self.output,
+        summary.update(source=storage.redact(self.source), output=storage.redact(self.output),
                        finished=datetime.now(UTC).isoformat(timespec="seconds"))
         done = [r for r in records if r["status"] != "error"]
         errors = [r for r in records if r["status"] == "error"]
