@@ -22,6 +22,7 @@ setup(
     entry_points={
         "console_scripts": [
             "nst-stylize=nst_core.cli:main",
+            "nst-train-style=nst_core.train_cli:main",
             "nst-pipeline=pipeline.run:main",
         ]
     },

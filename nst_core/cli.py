@@ -23,8 +23,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example: nst-stylize --ci cat.jpg --si starry.jpg --o out/ --size 512")
     p.add_argument("--content", "--ci", dest="content", required=True, help="content image")
-    p.add_argument("--style", "--si", dest="style", action="append", required=True,
-                   help="style image (repeat for a blend of several)")
+    p.add_argument("--style", "--si", dest="style", action="append",
+                   help="style image (repeat for a blend of several); required unless --model is given")
+    p.add_argument("--model", metavar="STYLE.keras",
+                   help="fast mode: stylise in one pass with a style network trained by nst-train-style "
+                        "(takes the place of --style; of the engine options only --size, --precision and "
+                        "--weights apply; --size defaults to the network's training size)")
     p.add_argument("--style-weights", dest="style_weights",
                    help="blend weights of the style images, comma separated (alias of --style-blend)")
     p.add_argument("--output", "--o", dest="output", required=True,
@@ -76,9 +80,45 @@ class Progress:
             sys.stderr.write("\n")
 
 
+def main_model(args: argparse.Namespace) -> int:
+    """nst-stylize --model: one forward pass of a trained style network."""
+    try:
+        if args.style:
+            raise InputError("give --style (optimise the image) or --model (a trained network), not both")
+        options.from_namespace(args)  # validates every given engine option
+        content = images.load_image(args.content, args.content)
+        from nst_core import fast  # TensorFlow is imported here, after the cheap checks
+
+        fast.read_metadata(args.model)  # refuses a file that is not ours before Keras opens it
+        out = output_path(args.output, args.content, [args.model])
+        if not out.parent.exists():
+            raise InputError(f"{out}: the output folder {out.parent} does not exist")
+        network = fast.load_style_network(args.model)
+        result = fast.stylize_with_network(network, content, args.size, content_name=args.content,
+                                           precision=args.precision)
+    except InputError as e:
+        print(f"nst-stylize: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except NSTError as e:
+        print(f"nst-stylize: failed: {e}", file=sys.stderr)
+        return EXIT_FAIL
+    result.save(out)
+    if args.metrics:
+        result.save_metrics(args.metrics)
+    if not args.quiet:
+        losses = " ".join(f"{k} {v:.4g}" for k, v in result.losses.items())
+        print(f"wrote {out} ({result.image.shape[1]}x{result.image.shape[0]}, fast mode with {args.model}, "
+              f"{result.seconds:.2f}s, {result.precision}; {losses})", file=sys.stderr)
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.model is not None:
+        return main_model(args)
+    if not args.style:
+        parser.error("the following arguments are required: --style/--si (or --model)")
     try:
         if args.style_weights is not None:
             if args.style_blend is not None:

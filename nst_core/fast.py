@@ -1,0 +1,606 @@
+"""Fast mode: a feed-forward style network (Johnson et al. 2016) trained with the engine's Gatys losses.
+
+One network per style.  Training optimises the network's weights, not an image: random crops of
+content photos go through the network, and its outputs are scored by the same VGG19 features
+(:class:`~nst_core.features.VGGFeatures`, mixed bf16/fp16 where the engine picks it) and the same
+losses (:mod:`nst_core.losses`) as an optimised stylisation.  Afterwards one forward pass
+stylises an image of any size in a fraction of a second.
+
+Network: reflect-padded convs with instance norm, two stride-2 downsamplings, residual blocks,
+nearest-neighbour upsampling followed by a conv (no transposed convs: no checkerboard), and
+``255 * sigmoid(...)`` output.  With ``skip`` (the default) the output layer adds its result to
+the logit of the input and starts at zero, so an untrained network is the identity: short
+CPU-sized training runs start from the content and only have to learn the style.
+
+Files are ordinary ``.keras`` zips with two extra entries: ``nst_fast.json`` (format marker and
+version, style name and sha256, options, architecture, training figures and loss trace) and the
+style image's bytes (so a stylisation can report its losses against the style's Grams).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import json
+import math
+import os
+import time
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nst_core import images, losses
+from nst_core.errors import InputError, NumericalError
+from nst_core.features import VGGFeatures, configure_devices, resolve_precision
+from nst_core.options import VGG_LAYERS, StyleOptions
+from nst_core.stylizer import Result, versions
+from nst_core.weights import Weights, load_weights
+
+FORMAT = "nst-fast-style"
+FORMAT_VERSION = 1
+META_ENTRY = "nst_fast.json"
+STYLE_ENTRY = "nst_style"  # + the style file's suffix
+MIN_SIDE = 16  # the network sees at least this many pixels per side (edge-padded, then cropped back)
+MULTIPLE = 4  # two stride-2 downsamplings: sides are padded to a multiple of 4
+TraceFn = Callable[[dict], None]
+
+# The knobs of StyleOptions that shape the training losses (the rest configure the optimiser).
+LOSS_FIELDS = ("content_weight", "style_weight", "tv_weight", "content_layer", "style_layers",
+               "style_layer_weights", "style_scale", "pooling", "precision", "weights", "seed", "size")
+
+
+# --- network -----------------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package="nst_fast")
+class ReflectPad2D(keras.layers.Layer):
+    """Reflection padding of ``pad`` pixels on each side of H and W."""
+
+    def __init__(self, pad: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.pad = int(pad)
+
+    def call(self, x):
+        p = self.pad
+        return tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
+
+    def compute_output_shape(self, shape):
+        grow = lambda n: None if n is None else n + 2 * self.pad  # noqa: E731
+        return (shape[0], grow(shape[1]), grow(shape[2]), shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "pad": self.pad}
+
+
+@keras.saving.register_keras_serializable(package="nst_fast")
+class InstanceNorm(keras.layers.Layer):
+    """Per-image, per-channel normalisation with a learned scale and offset (Ulyanov et al.)."""
+
+    def __init__(self, epsilon: float = 1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def build(self, shape):
+        c = shape[-1]
+        self.gamma = self.add_weight(name="gamma", shape=(c,), initializer="ones")
+        self.beta = self.add_weight(name="beta", shape=(c,), initializer="zeros")
+
+    def call(self, x):
+        mean, var = tf.nn.moments(x, axes=[1, 2], keepdims=True)
+        return (x - mean) * tf.math.rsqrt(var + self.epsilon) * self.gamma + self.beta
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="nst_fast")
+class InputLogit(keras.layers.Layer):
+    """logit(x / 255), clipped, so ``255 * sigmoid(InputLogit(x) + 0)`` gives back ``x``."""
+
+    def __init__(self, eps: float = 1e-3, **kwargs):
+        super().__init__(**kwargs)
+        self.eps = float(eps)
+
+    def call(self, x):
+        p = tf.clip_by_value(x / 255.0, self.eps, 1.0 - self.eps)
+        return tf.math.log(p) - tf.math.log1p(-p)
+
+    def get_config(self):
+        return {**super().get_config(), "eps": self.eps}
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Shape of the transformation network (Johnson et al.: width 32, 5 residual blocks)."""
+
+    width: int = 32
+    blocks: int = 5
+    skip: bool = True
+
+    def __post_init__(self):
+        if not 4 <= self.width <= 256:
+            raise InputError(f"network width {self.width}: expected 4..256")
+        if not 0 <= self.blocks <= 20:
+            raise InputError(f"residual blocks {self.blocks}: expected 0..20")
+
+
+def build_network(arch: Architecture | None = None, seed: int = 0) -> keras.Model:
+    """The style transformation network: float32 RGB 0..255 in, RGB 0..255 out, any size."""
+    arch = arch or Architecture()
+    keras.utils.set_random_seed(seed)
+    L = keras.layers
+    w = arch.width
+
+    def conv(x, filters, kernel, stride=1, norm=True, relu=True, name=""):
+        x = ReflectPad2D(kernel // 2, name=f"{name}_pad")(x)
+        x = L.Conv2D(filters, kernel, strides=stride, padding="valid", use_bias=not norm, name=f"{name}_conv")(x)
+        if norm:
+            x = InstanceNorm(name=f"{name}_in")(x)
+        if relu:
+            x = L.ReLU(name=f"{name}_relu")(x)
+        return x
+
+    inp = keras.Input((None, None, 3), name="rgb")
+    x = L.Rescaling(1 / 127.5, offset=-1.0, name="scale_in")(inp)
+    x = conv(x, w, 9, name="down0")
+    x = conv(x, 2 * w, 3, 2, name="down1")
+    x = conv(x, 4 * w, 3, 2, name="down2")
+    for i in range(arch.blocks):
+        y = conv(x, 4 * w, 3, name=f"res{i}a")
+        y = conv(y, 4 * w, 3, relu=False, name=f"res{i}b")
+        x = L.Add(name=f"res{i}_add")([x, y])
+    for i, f in enumerate((2 * w, w)):
+        x = L.UpSampling2D(2, interpolation="nearest", name=f"up{i}_nn")(x)
+        x = conv(x, f, 3, name=f"up{i}")
+    x = ReflectPad2D(4, name="out_pad")(x)
+    x = L.Conv2D(3, 9, padding="valid", name="out_conv",
+                 kernel_initializer="zeros" if arch.skip else "glorot_uniform")(x)
+    if arch.skip:
+        x = L.Add(name="skip_add")([x, InputLogit(name="skip_logit")(inp)])
+    x = L.Activation("sigmoid", name="out_sigmoid")(x)
+    out = L.Rescaling(255.0, name="scale_out")(x)
+    return keras.Model(inp, out, name="nst_fast_style")
+
+
+def _pad_for_network(x: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """Edge-pad an HxWx3 array to sides >= MIN_SIDE and a multiple of MULTIPLE; returns it and (h, w)."""
+    h, w = x.shape[:2]
+    th = max(MIN_SIDE, math.ceil(h / MULTIPLE) * MULTIPLE)
+    tw = max(MIN_SIDE, math.ceil(w / MULTIPLE) * MULTIPLE)
+    # Split the padding over both sides so the image stays centred in its receptive field.
+    ph, pw = th - h, tw - w
+    padded = np.pad(x, [(ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)], mode="edge")
+    return padded, (ph // 2, pw // 2)
+
+
+def apply_network(model: keras.Model, rgb: np.ndarray) -> np.ndarray:
+    """Run the network on one HxWx3 float 0..255 image of any size (>= 1x1); float32 0..255 out."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) < 1:
+        raise InputError(f"expected an HxWx3 image, got shape {rgb.shape}")
+    h, w = rgb.shape[:2]
+    padded, (top, left) = _pad_for_network(rgb.astype(np.float32))
+    out = _forward(model, tf.constant(padded[None]))[0].numpy()
+    out = out[top: top + h, left: left + w]
+    if not np.all(np.isfinite(out)):
+        raise NumericalError("the style network produced NaN or Inf")
+    return np.clip(out, 0, 255)
+
+
+_FORWARDS: dict[int, Any] = {}
+
+
+def _forward(model: keras.Model, x: tf.Tensor) -> tf.Tensor:
+    fn = _FORWARDS.get(id(model))
+    if fn is None or fn[0] is not model:
+        traced = tf.function(lambda t: model(t, training=False), reduce_retracing=True,
+                             input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)])
+        fn = _FORWARDS[id(model)] = (model, traced)
+    return fn[1](x)
+
+
+# --- losses --------------------------------------------------------------------------------------
+def batch_gram(features: tf.Tensor) -> tf.Tensor:
+    """Gram matrices F_b^T F_b / (h*w) of a [b, h, w, c] activation, in float32: [b, c, c].
+
+    The batched form of :func:`nst_core.losses.gram` (which takes one image).
+    """
+    f = tf.cast(features, tf.float32)
+    hw = tf.cast(tf.shape(f)[1] * tf.shape(f)[2], tf.float32)
+    return tf.einsum("bhwc,bhwd->bcd", f, f) / hw
+
+
+def style_grams(feats: VGGFeatures, opts: StyleOptions, style: np.ndarray, hw: tuple[int, int]) -> tuple:
+    """Gram targets of the style for an output of ``hw`` pixels (the Stylizer's convention:
+    the style is resized to the output's pixel count times ``style_scale``)."""
+    pixels = hw[0] * hw[1] * opts.style_scale
+    sh, sw = style.shape[:2]
+    k = (pixels / (sh * sw)) ** 0.5
+    resized = images.resize(style, (max(1, round(sh * k)), max(1, round(sw * k))))
+    acts = feats(tf.constant(resized[None]), opts.style_layers)
+    return tuple(losses.gram(acts[name]) for name in opts.style_layers)
+
+
+def _layer_weights(opts: StyleOptions) -> np.ndarray:
+    lw = np.array(opts.style_layer_weights or [1.0] * len(opts.style_layers), np.float32)
+    return lw / lw.sum()
+
+
+def _loss_terms(feats: VGGFeatures, opts: StyleOptions, y, content_acts, style_targets, lw):
+    """(content, style, tv) of a batch ``y`` of outputs; content/style are per-image means."""
+    layers = tuple(sorted(set(opts.style_layers) | {opts.content_layer}, key=VGG_LAYERS.index))
+    acts = feats(y, layers)
+    batch = y.shape[0]
+    c = tf.add_n([losses.content_loss(acts[opts.content_layer][i: i + 1], content_acts[i: i + 1])
+                  for i in range(batch)]) / batch
+    # style_layer_loss sums over the batch of Grams broadcast against the target: divide by b.
+    s = tf.add_n([lw[i] * losses.style_layer_loss(batch_gram(acts[name]), style_targets[i][None])
+                  for i, name in enumerate(opts.style_layers)]) / batch
+    tv = losses.tv_loss(y)
+    return c, s, tv
+
+
+# --- training ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the network is trained (StyleOptions holds the loss settings)."""
+
+    steps: int = 400
+    batch_size: int = 4
+    crop: int = 256
+    learning_rate: float = 1e-3
+    log_every: int = 1
+
+    def __post_init__(self):
+        if not 1 <= self.steps <= 1_000_000:
+            raise InputError(f"steps {self.steps}: expected 1..1000000")
+        if not 1 <= self.batch_size <= 64:
+            raise InputError(f"batch size {self.batch_size}: expected 1..64")
+        if not 16 <= self.crop <= 2048 or self.crop % MULTIPLE:
+            raise InputError(f"crop {self.crop}: expected a multiple of {MULTIPLE} in 16..2048")
+        if not (0 < self.learning_rate <= 1) or not math.isfinite(self.learning_rate):
+            raise InputError(f"learning rate {self.learning_rate}: expected 0 < lr <= 1")
+
+
+def expand_contents(contents: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
+    """Paths from a glob pattern, a folder, a file, or a list of any of them (sorted, unique)."""
+    items = [contents] if isinstance(contents, (str, os.PathLike)) else list(contents)
+    out: list[str] = []
+    for item in items:
+        s = str(item)
+        if Path(s).is_dir():
+            out += sorted(str(p) for p in Path(s).iterdir() if p.is_file())
+        elif any(ch in s for ch in "*?["):
+            found = sorted(glob.glob(s, recursive=True))
+            if not found:
+                raise InputError(f"{s}: no content image matches this pattern")
+            out += found
+        else:
+            out.append(s)
+    out = list(dict.fromkeys(out))
+    if not out:
+        raise InputError("no content images given")
+    return out
+
+
+def _training_image(arr: np.ndarray, size: int, crop: int) -> np.ndarray:
+    """The content at the scale the network is trained for (longest side ``size``), never below the crop."""
+    h, w = images.fit_size(arr.shape[:2], size)
+    k = max(1.0, crop / min(h, w))
+    return images.resize(arr, (max(crop, round(h * k)), max(crop, round(w * k))))
+
+
+def _style_source(style: images.ImageLike, name: str) -> tuple[bytes, str]:
+    """The style image's bytes and file suffix, to embed in the model file."""
+    if isinstance(style, (str, os.PathLike)):
+        path = Path(style)
+        if path.is_file():
+            return path.read_bytes(), path.suffix.lower() or ".img"
+    arr = images.load_image(style, name)
+    return images.encode_png(arr), ".png"
+
+
+def train_style_network(style: images.ImageLike, contents: str | Sequence[images.ImageLike],
+                        options: StyleOptions | None = None, config: TrainConfig | None = None, *,
+                        arch: Architecture | None = None, style_name: str | None = None,
+                        weights: Weights | None = None, progress: TraceFn | None = None,
+                        ) -> tuple[keras.Model, dict[str, Any]]:
+    """Train a style network; returns ``(model, figures)``.
+
+    ``contents`` is a glob pattern, folder or path, or a list of paths/arrays; each step takes
+    ``batch_size`` random (flipped) ``crop``-pixel crops of them, scaled so their longest side is
+    ``options.size`` (the output size the network is meant for; the style Grams are taken at that
+    scale too).  ``figures`` records what a model file keeps: steps, seconds, batch, crop, final
+    and traced losses.  ``progress`` gets each trace entry.
+    """
+    opts = options or StyleOptions()
+    cfg = config or TrainConfig()
+    arch = arch or Architecture()
+    style_name = style_name or images.describe(style)
+    style_arr = images.load_image(style, style_name)
+    style_bytes, style_suffix = _style_source(style, style_name)
+    if isinstance(contents, (str, os.PathLike)) or (isinstance(contents, (list, tuple)) and contents
+                                                     and all(isinstance(c, (str, os.PathLike)) for c in contents)):
+        sources: list[Any] = expand_contents(contents)
+    else:
+        sources = list(contents)
+    if not sources:
+        raise InputError("no content images given")
+    names = [images.describe(s) for s in sources]
+    arrs = [images.load_image(s, n) for s, n in zip(sources, names)]
+    pool = [_training_image(a, opts.size, cfg.crop) for a in arrs]
+
+    configure_devices()
+    precision = resolve_precision(opts.precision)
+    weights = weights if weights is not None else load_weights(opts.weights)
+    feats = VGGFeatures(weights, precision, opts.pooling)
+    # Gram targets at the training scale: the style at the (median) pixel count of the scaled contents.
+    px = float(np.median([np.prod(images.fit_size(a.shape[:2], opts.size)) for a in arrs]))
+    side = max(1, round(px ** 0.5))
+    targets = style_grams(feats, opts, style_arr, (side, side))
+    del arrs
+    lw = tf.constant(_layer_weights(opts))
+    wts = tf.constant([opts.content_weight, opts.style_weight, opts.tv_weight], tf.float32)
+    loss_scale = 1024.0 if precision == "float16" else 1.0
+
+    model = build_network(arch, opts.seed)
+    optimizer = keras.optimizers.Adam(cfg.learning_rate)
+    optimizer.build(model.trainable_variables)
+    shape = (cfg.batch_size, cfg.crop, cfg.crop, 3)
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])
+    def train_step(batch):
+        content_acts = feats(batch, (opts.content_layer,))[opts.content_layer]
+        with tf.GradientTape() as tape:
+            y = model(batch, training=True)
+            c, s, tv = _loss_terms(feats, opts, y, content_acts, targets, lw)
+            total = wts[0] * c + wts[1] * s + wts[2] * tv
+            scaled = total * loss_scale
+        grads = tape.gradient(scaled, model.trainable_variables)
+        grads = [g / loss_scale for g in grads]
+        optimizer.apply(grads, model.trainable_variables)
+        return total, c, s, tv
+
+    rng = np.random.default_rng(opts.seed)
+
+    def sample() -> np.ndarray:
+        out = np.empty(shape, np.float32)
+        for b in range(cfg.batch_size):
+            img = pool[rng.integers(len(pool))]
+            y0 = rng.integers(img.shape[0] - cfg.crop + 1)
+            x0 = rng.integers(img.shape[1] - cfg.crop + 1)
+            patch = img[y0: y0 + cfg.crop, x0: x0 + cfg.crop]
+            out[b] = patch[:, ::-1] if rng.random() < 0.5 else patch
+        return out
+
+    trace: list[dict[str, float]] = []
+    t0 = time.perf_counter()
+    first_step_s = 0.0
+    for step in range(1, cfg.steps + 1):
+        total, c, s, tv = (float(v) for v in train_step(tf.constant(sample())))
+        if not math.isfinite(total):
+            raise NumericalError(f"training loss is {total} at step {step}")
+        if step == 1:
+            first_step_s = time.perf_counter() - t0
+        entry = {"step": step, "seconds": round(time.perf_counter() - t0, 3), "total": total, "content": c,
+                 "style": s, "tv": tv}
+        if step % cfg.log_every == 0 or step in (1, cfg.steps):
+            trace.append(entry)
+        if progress is not None:
+            progress(entry)
+    seconds = time.perf_counter() - t0
+    last = trace[-1]
+    tail = trace[-max(1, len(trace) // 10):]
+    figures = {
+        "steps": cfg.steps, "batch_size": cfg.batch_size, "crop": cfg.crop, "learning_rate": cfg.learning_rate,
+        "seconds": round(seconds, 3), "first_step_seconds": round(first_step_s, 3),
+        "seconds_per_step": round((seconds - first_step_s) / max(1, cfg.steps - 1), 4),
+        "precision": precision, "style_target_side": side, "contents": names,
+        "initial_losses": {k: trace[0][k] for k in ("total", "content", "style", "tv")},
+        "final_losses": {k: last[k] for k in ("total", "content", "style", "tv")},
+        "final_losses_mean_last_10pct": {k: float(np.mean([e[k] for e in tail]))
+                                         for k in ("total", "content", "style", "tv")},
+        "trace": trace,
+    }
+    # Plain attributes (not tracked by Keras) for save_style_network().
+    object.__setattr__(model, "nst_meta", _metadata(opts, arch, style_name, style_bytes, style_suffix, figures))
+    object.__setattr__(model, "nst_style", style_bytes)
+    return model, figures
+
+
+def _metadata(opts: StyleOptions, arch: Architecture, style_name: str, style_bytes: bytes, style_suffix: str,
+              figures: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "format": FORMAT, "version": FORMAT_VERSION,
+        "style": {"name": Path(style_name).name if style_name else "", "path": style_name,
+                  "sha256": hashlib.sha256(style_bytes).hexdigest(), "entry": STYLE_ENTRY + style_suffix},
+        "options": opts.to_dict(), "architecture": dataclasses.asdict(arch), "training": figures,
+        "versions": versions(),
+    }
+
+
+# --- files ---------------------------------------------------------------------------------------
+def save_style_network(model: keras.Model, path: str | os.PathLike, meta: dict[str, Any] | None = None,
+                       style_bytes: bytes | None = None) -> Path:
+    """Write ``model`` as a ``.keras`` file with our marker, metadata and the style image inside."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise InputError(f"{path}: a style network file must end in .keras")
+    meta = meta if meta is not None else getattr(model, "nst_meta", None)
+    style_bytes = style_bytes if style_bytes is not None else getattr(model, "nst_style", None)
+    if meta is None or style_bytes is None:
+        raise InputError("this model has no style metadata: train it with train_style_network()")
+    tmp = path.with_name(path.name + ".tmp.keras")
+    model.save(tmp)
+    with zipfile.ZipFile(tmp, "a", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr(META_ENTRY, json.dumps(meta, indent=1, sort_keys=True))
+        z.writestr(meta["style"]["entry"], style_bytes)
+    os.replace(tmp, path)
+    return path
+
+
+@dataclass
+class StyleNetwork:
+    """A loaded style network: the Keras model, its metadata and the style image."""
+
+    model: keras.Model
+    meta: dict[str, Any]
+    style_bytes: bytes
+    path: str = ""
+    _style_arr: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def style_name(self) -> str:
+        return self.meta["style"]["name"]
+
+    @property
+    def options(self) -> StyleOptions:
+        known = {f.name for f in dataclasses.fields(StyleOptions)}
+        return StyleOptions.from_dict({k: v for k, v in self.meta["options"].items() if k in known})
+
+    def style_image(self) -> np.ndarray:
+        if self._style_arr is None:
+            self._style_arr = images.load_image(self.style_bytes, f"{self.path}: embedded style image")
+        return self._style_arr
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """Our metadata of a style network file, or InputError naming the file and why it is not one."""
+    name = str(path)
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{name}: file not found")
+    if p.is_dir():
+        raise InputError(f"{name}: is a directory, not a style network file")
+    if not zipfile.is_zipfile(p):
+        raise InputError(f"{name}: not a style network (.keras) file: not a zip archive")
+    try:
+        with zipfile.ZipFile(p) as z:
+            entries = set(z.namelist())
+            if META_ENTRY not in entries:
+                what = "a plain Keras model" if "config.json" in entries else "a zip archive"
+                raise InputError(f"{name}: not an nst fast-style network: {what} without the {META_ENTRY} marker")
+            meta = json.loads(z.read(META_ENTRY))
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                raise InputError(f"{name}: not an nst fast-style network: {META_ENTRY} has format "
+                                 f"{meta.get('format') if isinstance(meta, dict) else None!r}, expected {FORMAT!r}")
+            if meta.get("version") != FORMAT_VERSION:
+                raise InputError(f"{name}: style network format version {meta.get('version')!r}; this nst_core "
+                                 f"reads version {FORMAT_VERSION}")
+            entry = meta.get("style", {}).get("entry")
+            if entry not in entries:
+                raise InputError(f"{name}: damaged style network: the style image entry {entry!r} is missing")
+            if "config.json" not in entries:
+                raise InputError(f"{name}: damaged style network: the Keras model entries are missing")
+            meta["_style_bytes"] = z.read(entry)
+    except InputError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, AttributeError) as e:
+        raise InputError(f"{name}: damaged style network file ({type(e).__name__}: {e})") from None
+    if hashlib.sha256(meta["_style_bytes"]).hexdigest() != meta["style"].get("sha256"):
+        raise InputError(f"{name}: damaged style network: the embedded style image does not match its sha256")
+    return meta
+
+
+def load_style_network(path: str | os.PathLike) -> StyleNetwork:
+    """Load a file written by :func:`save_style_network`; InputError (naming the file) for anything else."""
+    meta = read_metadata(path)
+    style_bytes = meta.pop("_style_bytes")
+    try:
+        model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
+    except Exception as e:  # Keras raises many types for a damaged archive
+        raise InputError(f"{path}: damaged style network: Keras cannot load it ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    return StyleNetwork(model=model, meta=meta, style_bytes=style_bytes, path=str(path))
+
+
+# --- stylising -----------------------------------------------------------------------------------
+@dataclass
+class FastResult(Result):
+    """A :class:`~nst_core.stylizer.Result` from a style network, with the network named in its provenance."""
+
+    network: dict[str, Any] = field(default_factory=dict)
+
+    def metrics(self) -> dict[str, Any]:
+        return {**super().metrics(), "mode": "fast", "network": self.network}
+
+    def png_bytes(self) -> bytes:
+        base = images.read_png_text(super().png_bytes())
+        base.update({"nst:mode": "fast", "nst:network": json.dumps(self.network, sort_keys=True)})
+        return images.encode_png(self.image, base)
+
+
+_FEATURES: dict[tuple[str, str, str], VGGFeatures] = {}
+
+
+def _features(opts: StyleOptions, precision: str) -> VGGFeatures:
+    key = (opts.weights, precision, opts.pooling)
+    if key not in _FEATURES:
+        _FEATURES[key] = VGGFeatures(load_weights(opts.weights), precision, opts.pooling)
+    return _FEATURES[key]
+
+
+def stylize_with_network(network: StyleNetwork | str | os.PathLike, content: images.ImageLike,
+                         size: int | None = None, *, compute_losses: bool = True,
+                         content_name: str | None = None, precision: str | None = None) -> FastResult:
+    """Stylise one image with a trained network: a Result like :meth:`Stylizer.stylize` returns.
+
+    ``size`` is the output's longest side (default: the size the network was trained for).  The
+    losses are the engine's (same features, same loss terms and weights as the Gatys run would
+    report) unless ``compute_losses`` is False (then they are NaN and only the network runs).
+    """
+    if not isinstance(network, StyleNetwork):
+        network = load_style_network(network)
+    t0 = time.perf_counter()
+    opts = network.options
+    if size is not None:
+        opts = opts.replace(size=size)
+    if precision is not None:
+        opts = opts.replace(precision=precision)
+    content_name = content_name or images.describe(content)
+    arr = images.load_image(content, content_name)
+    hw = images.fit_size(arr.shape[:2], opts.size)
+    c_img = images.resize(arr, hw)
+    out = apply_network(network.model, c_img)
+    net_s = time.perf_counter() - t0
+    used = resolve_precision(opts.precision)
+    parts = {k: float("nan") for k in ("content", "style", "tv", "total")}
+    if compute_losses:
+        parts = fast_losses(out, c_img, network.style_image(), opts, used)
+    info = {"path": network.path, "style": network.meta["style"], "architecture": network.meta["architecture"],
+            "training": {k: v for k, v in network.meta["training"].items() if k not in ("trace", "contents")},
+            "network_seconds": round(net_s, 4)}
+    return FastResult(image=images.to_uint8(out), losses=parts, steps=0, seconds=time.perf_counter() - t0,
+                      trace=[], options=opts, precision=used, content=content_name,
+                      styles=[network.meta["style"].get("path") or network.style_name], network=info)
+
+
+def fast_losses(out: np.ndarray, content: np.ndarray, style: np.ndarray, opts: StyleOptions,
+                precision: str) -> dict[str, float]:
+    """The engine's loss terms (weighted total too) of ``out`` for ``content`` and ``style``."""
+    feats = _features(opts, precision)
+    targets = style_grams(feats, opts, style, out.shape[:2])
+    c_acts = feats(tf.constant(content[None]), (opts.content_layer,))[opts.content_layer]
+    c, s, tv = _loss_terms(feats, opts, tf.constant(out[None], tf.float32), c_acts, targets,
+                           tf.constant(_layer_weights(opts)))
+    parts = {"content": float(c), "style": float(s), "tv": float(tv)}
+    parts["total"] = opts.content_weight * parts["content"] + opts.style_weight * parts["style"] + \
+        opts.tv_weight * parts["tv"]
+    return parts
+
+
+def train_options(**changes: Any) -> StyleOptions:
+    """StyleOptions for training, refusing fields that do not affect it."""
+    bad = sorted(set(changes) - set(LOSS_FIELDS))
+    if bad:
+        raise InputError(f"option(s) {', '.join(bad)} do not apply to training a style network")
+    return StyleOptions.from_dict(changes)
+
+
+__all__ = ["Architecture", "FastResult", "StyleNetwork", "TrainConfig", "apply_network", "batch_gram",
+           "build_network", "load_style_network", "read_metadata", "save_style_network", "stylize_with_network",
+           "train_style_network"]

@@ -1,0 +1,134 @@
+"""nst-train-style: train a fast (feed-forward) style network for one style image.
+
+Exit codes as nst-stylize: 0 done; 2 usage error or bad input (one line naming the input and the
+reason); 1 anything else (missing weights, numerical failure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from nst_core import images, options
+from nst_core.errors import InputError, NSTError
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+# StyleOptions that shape the training losses, exposed as flags (the rest configure a Gatys run).
+LOSS_FLAGS = ("content_weight", "style_weight", "tv_weight", "content_layer", "style_layers",
+              "style_layer_weights", "style_scale", "pooling", "precision", "weights")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="nst-train-style",
+        description="Train a feed-forward style network (Johnson et al.) with the engine's Gatys losses; "
+                    "then `nst-stylize --model STYLE.keras --content C --output O` stylises in one pass.",
+        epilog="example: nst-train-style --style starry.jpg --contents 'photos/*.jpg' --output starry.keras "
+               "--steps 400 --batch-size 4 --crop 128")
+    p.add_argument("--style", "--si", dest="style", required=True, help="style image")
+    p.add_argument("--contents", action="append", required=True,
+                   help="content images: a glob pattern (quote it), a folder or a file; repeat for more")
+    p.add_argument("--output", "--o", dest="output", required=True, help="model file to write (.keras)")
+    p.add_argument("--steps", type=int, default=400, help="training steps (default: 400)")
+    p.add_argument("--batch-size", type=int, default=4, help="crops per step (default: 4)")
+    p.add_argument("--crop", type=int, default=256, help="side of the random square crops, a multiple of 4 "
+                   "(default: 256)")
+    p.add_argument("--size", type=int, default=512, help="longest side of the images the network is meant "
+                   "for: contents are scaled to it before cropping and the style Grams are taken at that "
+                   "scale (default: 512)")
+    p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default: 0.001)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the weights and crops (default: 0)")
+    p.add_argument("--width", type=int, default=32, help="channels of the network's first layer (default: 32)")
+    p.add_argument("--blocks", type=int, default=5, help="residual blocks (default: 5)")
+    p.add_argument("--no-skip", action="store_true",
+                   help="plain Johnson output layer (default: the output starts as the identity)")
+    p.add_argument("--trace", metavar="PATH", help="loss trace JSON (default: <output>.trace.json)")
+    p.add_argument("--log-every", type=int, default=1, help="keep every Nth step in the trace (default: 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    losses = p.add_argument_group("loss options (as nst-stylize)")
+    options.add_arguments(losses, defaults_none=True,
+                          skip=tuple(s.name for s in options.specs() if s.name not in LOSS_FLAGS))
+    return p
+
+
+class Progress:
+    """A one-line progress bar on stderr with the current training losses."""
+
+    def __init__(self, total: int, quiet: bool):
+        self.total, self.quiet = total, quiet
+        self.tty = sys.stderr.isatty()
+        self.t0 = time.perf_counter()
+
+    def __call__(self, e: dict) -> None:
+        step = e["step"]
+        if self.quiet or (not self.tty and step % max(1, self.total // 20) and step not in (1, self.total)):
+            return
+        width = 24
+        done = int(width * step / max(1, self.total))
+        elapsed = time.perf_counter() - self.t0
+        eta = elapsed / step * (self.total - step)
+        line = (f"[{'#' * done}{'.' * (width - done)}] {step}/{self.total} loss {e['total']:.4f} "
+                f"content {e['content']:.3f} style {e['style']:.4f} tv {e['tv']:.4f} "
+                f"{elapsed:.0f}s (eta {eta:.0f}s)")
+        sys.stderr.write(("\r" + line) if self.tty else (line + "\n"))
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.tty and not self.quiet:
+            sys.stderr.write("\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    prog = "nst-train-style"
+    try:
+        given = {k: v for k, v in vars(args).items() if k in LOSS_FLAGS and v is not None}
+        opts = options.StyleOptions.from_dict({**given, "size": args.size, "seed": args.seed})
+        out = Path(args.output)
+        if out.suffix != ".keras":
+            raise InputError(f"{out}: the model file must end in .keras")
+        if not out.parent.exists():
+            raise InputError(f"{out}: the output folder {out.parent} does not exist")
+        images.load_image(args.style, args.style)
+        trace_path = Path(args.trace) if args.trace else out.with_name(out.stem + ".trace.json")
+
+        from nst_core import fast  # TensorFlow is imported here, after the cheap checks
+
+        cfg = fast.TrainConfig(steps=args.steps, batch_size=args.batch_size, crop=args.crop,
+                               learning_rate=args.learning_rate, log_every=max(1, args.log_every))
+        arch = fast.Architecture(width=args.width, blocks=args.blocks, skip=not args.no_skip)
+        contents = fast.expand_contents(args.contents)
+        for c in contents:
+            images.load_image(c, c)
+    except InputError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+    progress = Progress(cfg.steps, args.quiet)
+    try:
+        model, figures = fast.train_style_network(args.style, contents, opts, cfg, arch=arch,
+                                                  style_name=args.style, progress=progress)
+        progress.close()
+        fast.save_style_network(model, out)
+    except InputError as e:
+        progress.close()
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except NSTError as e:
+        progress.close()
+        print(f"{prog}: failed: {e}", file=sys.stderr)
+        return EXIT_FAIL
+    trace_path.write_text(json.dumps({k: v for k, v in figures.items()}, indent=1))
+    if not args.quiet:
+        f, i = figures["final_losses_mean_last_10pct"], figures["initial_losses"]
+        print(f"wrote {out} ({figures['steps']} steps x {figures['batch_size']} crops of {figures['crop']}px in "
+              f"{figures['seconds']:.1f}s, {figures['precision']}; loss {i['total']:.4g} -> {f['total']:.4g}, "
+              f"content {f['content']:.3g} style {f['style']:.3g}); trace {trace_path}", file=sys.stderr)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
