@@ -22,7 +22,7 @@ weights: setup
 	$(PY) -m nst_core.weights fetch
 
 demo: weights
-	$(VENV)/bin/nst-pipeline --manifest samples/manifest.csv --output $(DEMO_OUT) --size 384
+	$(VENV)/bin/nst-pipeline --manifest samples/manifest.csv --output $(DEMO_OUT)
 	@echo "open $(DEMO_OUT)/report.html"
 
 lint: setup

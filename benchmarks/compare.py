@@ -26,8 +26,10 @@ sys.path.insert(0, str(ROOT))
 from pairs import PAIRS  # noqa: E402
 
 from nst_core.features import conv_flops, cpu_flags  # noqa: E402
+from nst_core.options import REFINE_LAYER, VGG_LAYERS  # noqa: E402
 
 OUT = HERE / "out"
+TARGET_SPEEDUP = {512: 25, 256: 10}  # issue 2: both distances <= the peer's in 1/25 (1/10) of its time
 
 
 def cpu_bf16_peak_gflops() -> tuple[float, str]:
@@ -78,7 +80,10 @@ def final_scale_gflops(m: dict) -> tuple[float, float]:
         return float("nan"), float("nan")
     per_step = (fin[-1]["seconds"] - fin[0]["seconds"]) / (len(fin) - 1)
     hw = (fin[-1]["height"], fin[-1]["width"])
-    deepest = max(m["options"]["style_layers"] + [m["options"]["content_layer"]])
+    if fin[-1].get("stage") == "refine":  # a shallow final scale runs VGG19 only up to REFINE_LAYER
+        deepest = REFINE_LAYER
+    else:
+        deepest = max(m["options"]["style_layers"] + [m["options"]["content_layer"]], key=VGG_LAYERS.index)
     flops = 2 * conv_flops(hw, deepest)
     return per_step, flops / per_step / 1e9
 
@@ -124,7 +129,10 @@ def main() -> int:
                 row["peer"] = {**pd, "wall_s": p["wall_s"]}
                 speed = p["wall_s"] / m["wall_s"]
                 ok = d["content"] <= pd["content"] and d["style"] <= pd["style"]
+                target = TARGET_SPEEDUP.get(size)
                 verdict = ("both better" if ok else "WORSE") + f", {speed:.1f}x faster"
+                if target:
+                    verdict += f" (target {target}x: {'met' if ok and speed >= target else 'MISSED'})"
                 line_peer = f"{p['wall_s']:>7.1f} {pd['content']:>7.3f} {pd['style']:>7.3f}"
             print(f"{name:<18}{size:>5} | {line_peer} | {m['wall_s']:>7.1f} {m['seconds']:>6.1f} {d['content']:>7.3f} "
                   f"{d['style']:>7.3f} | {speed:>7.1f} {per_step:>7.3f} {gflops:>8.1f} {100 * gflops / peak:>5.0f}%  "

@@ -138,8 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from nst_core.stylizer import Stylizer
 
-    n_scales = len(opts.scales())
-    total = opts.steps + opts.coarse_steps * (n_scales - 1)
+    total = sum(steps for _, steps in opts.schedule())
     progress = Progress(total, args.quiet, args.save_every, out)
     try:
         stylizer = Stylizer(opts)

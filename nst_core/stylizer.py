@@ -111,8 +111,13 @@ class Stylizer:
             self._features[key] = VGGFeatures(self._weights, key[1], pooling)
         return self._features[key]
 
-    def _loss_fn(self, opts: StyleOptions, precision: str):
-        key = (opts.content_layer, opts.style_layers, opts.pooling, precision)
+    def _loss_fn(self, opts: StyleOptions, precision: str, grad: bool = True):
+        """A traced ``f(x, content_target, style_targets, layer_weights, weights)``.
+
+        Returns ``(total, content, style, tv, grad)``, or without ``grad`` when ``grad=False``
+        (used once per pair to report the final losses on the configured layers).
+        """
+        key = (opts.content_layer, opts.style_layers, opts.pooling, precision, grad)
         if key in self._loss_fns:
             return self._loss_fns[key]
         feats = self.features(opts.pooling, precision)
@@ -127,22 +132,28 @@ class Stylizer:
             tf.TensorSpec([3], tf.float32),
         ]
 
+        def parts(x, content_target, style_targets, layer_weights, weights):
+            acts = feats(x, layers)
+            c = losses.content_loss(acts[content_layer], content_target)
+            s = tf.add_n([layer_weights[i] * losses.style_layer_loss(losses.gram(acts[name]), style_targets[i])
+                          for i, name in enumerate(style_layers)])
+            tv = losses.tv_loss(x)
+            return weights[0] * c + weights[1] * s + weights[2] * tv, c, s, tv
+
         @tf.function(input_signature=signature)
         def loss_and_grad(x, content_target, style_targets, layer_weights, weights):
             with tf.GradientTape() as tape:
                 tape.watch(x)
-                acts = feats(x, layers)
-                c = losses.content_loss(acts[content_layer], content_target)
-                s = tf.add_n([layer_weights[i] * losses.style_layer_loss(losses.gram(acts[name]), style_targets[i])
-                              for i, name in enumerate(style_layers)])
-                tv = losses.tv_loss(x)
-                total = weights[0] * c + weights[1] * s + weights[2] * tv
+                total, c, s, tv = parts(x, content_target, style_targets, layer_weights, weights)
                 scaled = total * loss_scale
-            grad = tape.gradient(scaled, x) / loss_scale
-            return total, c, s, tv, grad
+            return total, c, s, tv, tape.gradient(scaled, x) / loss_scale
 
-        self._loss_fns[key] = loss_and_grad
-        return loss_and_grad
+        fn = loss_and_grad if grad else tf.function(parts, input_signature=signature)
+        self._loss_fns[key] = fn
+        return fn
+
+    def _loss_only(self, opts: StyleOptions, precision: str):
+        return self._loss_fn(opts, precision, grad=False)
 
     def _content_target(self, opts: StyleOptions, precision: str, content: np.ndarray) -> tf.Tensor:
         feats = self.features(opts.pooling, precision)
@@ -173,8 +184,13 @@ class Stylizer:
     # --- one pair ------------------------------------------------------------------------------
     def stylize(self, content: images.ImageLike, style: images.ImageLike | Sequence[images.ImageLike],
                 options: StyleOptions | None = None, *, progress: ProgressFn | None = None,
-                content_name: str | None = None, style_names: Sequence[str] | None = None) -> Result:
-        """Stylise one pair; retries once in float32 with Adam if the loss turns NaN/Inf."""
+                content_name: str | None = None, style_names: Sequence[str] | None = None,
+                init_image: images.ImageLike | None = None) -> Result:
+        """Stylise one pair; retries once in float32 with Adam if the loss turns NaN/Inf.
+
+        ``init_image`` (decoded bytes, array, PIL image) stands in for reading ``options.init`` as a
+        local path, for callers that fetch it themselves (the pipeline reads gs:// objects).
+        """
         opts = options or self.options
         t0 = time.perf_counter()
         styles = list(style) if isinstance(style, (list, tuple)) else [style]
@@ -184,6 +200,10 @@ class Stylizer:
         content_name = content_name or images.describe(content)
         content_arr = images.load_image(content, content_name)
         style_arrs = [images.load_image(s, n) for s, n in zip(styles, style_names)]
+        init_arr = None
+        if opts.init not in ("content", "noise", "style"):
+            init_arr = images.load_image(init_image if init_image is not None else opts.init,
+                                         f"init image {opts.init}")
         blend = list(opts.style_blend) or [1.0] * len(style_arrs)
         if len(blend) != len(style_arrs):
             raise InputError(f"option style_blend: {len(blend)} weights for {len(style_arrs)} style images")
@@ -191,12 +211,12 @@ class Stylizer:
             raise InputError("option style_blend: the weights add up to zero")
         retried = ""
         try:
-            image, parts, trace = self._run(opts, self.precision, content_arr, style_arrs, blend, progress)
+            image, parts, trace = self._run(opts, self.precision, content_arr, style_arrs, blend, progress, init_arr)
         except NumericalError as first:
             retried = f"{first}; retried in float32 with Adam"
             safe = opts.replace(optimizer="adam", learning_rate=min(opts.learning_rate, 2.0))
             try:
-                image, parts, trace = self._run(safe, "float32", content_arr, style_arrs, blend, progress)
+                image, parts, trace = self._run(safe, "float32", content_arr, style_arrs, blend, progress, init_arr)
             except NumericalError as second:
                 raise NumericalError(f"{content_name}: {first}; the float32 retry failed too: {second}") from None
         return Result(image=images.to_uint8(image), losses=parts, steps=len(trace),
@@ -204,7 +224,7 @@ class Stylizer:
                       if not retried else "float32", content=content_name, styles=style_names, retried=retried)
 
     def _run(self, opts: StyleOptions, precision: str, content: np.ndarray, styles: list[np.ndarray],
-             blend: list[float], progress: ProgressFn | None):
+             blend: list[float], progress: ProgressFn | None, init_arr: np.ndarray | None = None):
         luminance_only = opts.preserve_colors == "luminance"
         if opts.preserve_colors == "histogram":
             styles = [color.match_colors(s, content) for s in styles]
@@ -213,65 +233,75 @@ class Stylizer:
         work_content = color.luminance(content) if luminance_only else content
         final_hw = images.fit_size(content.shape[:2], opts.size)
         rng = np.random.default_rng(opts.seed)
-        loss_fn = self._loss_fn(opts, precision)
-        lw = np.array(opts.style_layer_weights or [1.0] * len(opts.style_layers), np.float32)
-        lw = tf.constant(lw / lw.sum())
-        wts = tf.constant([opts.content_weight, opts.style_weight, opts.tv_weight], tf.float32)
         blend_w = np.array(blend, np.float64) / sum(blend)
         trace: list[dict[str, float]] = []
         t_start = time.perf_counter()
         x: np.ndarray | None = None
-        parts: dict[str, float] = {}
-        scales = opts.scales()
-        for idx, longest in enumerate(scales):
+        schedule = opts.schedule()
+        refine = opts.refine_options()
+        for idx, (longest, steps) in enumerate(schedule):
+            last = idx == len(schedule) - 1
+            stage = "refine" if last and refine is not None else "full"
+            o = refine if stage == "refine" else opts
             hw = images.fit_size(content.shape[:2], longest)
             c_img = images.resize(work_content, hw)
-            c_target = self._content_target(opts, precision, c_img)
-            per_style = [self.style_targets(opts, precision, s, hw) for s in styles]
-            s_targets = tuple(tf.add_n([float(b) * t[i] for b, t in zip(blend_w, per_style)])
-                              for i in range(len(opts.style_layers)))
-            if x is None:
-                x = self._init(opts, c_img, styles[0], hw, rng)
-            else:
-                x = images.resize(x, hw)
+            x = self._init(opts, c_img, styles[0], init_arr, hw, rng) if x is None else images.resize(x, hw)
+            if steps == 0:
+                continue
+            loss_fn, c_target, s_targets, lw, wts = self._problem(o, precision, c_img, styles, blend_w, hw)
 
-            def objective(arr: np.ndarray, _c=c_target, _s=s_targets):
-                total, c, s, tv, g = loss_fn(tf.constant(arr[None]), _c, _s, lw, wts)
+            def objective(arr: np.ndarray, _f=loss_fn, _c=c_target, _s=s_targets, _lw=lw, _w=wts):
+                total, c, s, tv, g = _f(tf.constant(arr[None]), _c, _s, _lw, _w)
                 p = {"content": float(c), "style": float(s), "tv": float(tv), "total": float(total)}
                 return p["total"], p, g.numpy()[0]
 
-            scale_no = idx
-
-            def on_step(p: dict, arr: np.ndarray, _scale=scale_no, _hw=hw) -> None:
+            def on_step(p: dict, arr: np.ndarray, _scale=idx, _hw=hw, _stage=stage) -> None:
                 entry = {"step": len(trace) + 1, "scale": _scale, "height": _hw[0], "width": _hw[1],
-                         "seconds": round(time.perf_counter() - t_start, 4), **p}
+                         "stage": _stage, "seconds": round(time.perf_counter() - t_start, 4), **p}
                 trace.append(entry)
                 if progress is not None:
                     progress(entry, arr)
 
-            steps = opts.steps if idx == len(scales) - 1 else opts.coarse_steps
-            if steps == 0:
-                continue
-            if opts.optimizer == "lbfgs":
-                x, parts = optimize.lbfgs(x, objective, steps, on_step)
+            if o.optimizer == "lbfgs":
+                x, _ = optimize.lbfgs(x, objective, steps, on_step)
             else:
-                x, parts = optimize.adam(x, objective, steps, opts.learning_rate, on_step)
+                x, _ = optimize.adam(x, objective, steps, o.learning_rate, on_step)
         if x is None or x.shape[:2] != final_hw:
             x = images.resize(x if x is not None else work_content, final_hw)
+        # Final losses always on the configured layers (a shallow refine optimised a subset).
+        c_img = images.resize(work_content, final_hw)
+        loss_fn, c_target, s_targets, lw, wts = self._problem(opts, precision, c_img, styles, blend_w, final_hw)
+        total, c, s, tv = self._loss_only(opts, precision)(tf.constant(x[None]), c_target, s_targets, lw, wts)
+        parts = {"content": float(c), "style": float(s), "tv": float(tv), "total": float(total)}
+        if not np.isfinite(parts["total"]):
+            raise NumericalError(f"final loss is {parts['total']}")
         if luminance_only:
             x = color.recombine(x, images.resize(content, final_hw))
         return x, parts, trace
 
+    def _problem(self, opts: StyleOptions, precision: str, c_img: np.ndarray, styles: list[np.ndarray],
+                 blend_w: np.ndarray, hw: tuple[int, int]):
+        """Loss function and its constant inputs (content target, blended Gram targets, weights)."""
+        c_target = self._content_target(opts, precision, c_img)
+        per_style = [self.style_targets(opts, precision, s, hw) for s in styles]
+        s_targets = tuple(tf.add_n([float(b) * t[i] for b, t in zip(blend_w, per_style)])
+                          for i in range(len(opts.style_layers)))
+        lw = np.array(opts.style_layer_weights or [1.0] * len(opts.style_layers), np.float32)
+        lw = tf.constant(lw / lw.sum())
+        wts = tf.constant([opts.content_weight, opts.style_weight, opts.tv_weight], tf.float32)
+        return self._loss_fn(opts, precision), c_target, s_targets, lw, wts
+
     @staticmethod
-    def _init(opts: StyleOptions, content: np.ndarray, style: np.ndarray, hw: tuple[int, int],
-              rng: np.random.Generator) -> np.ndarray:
+    def _init(opts: StyleOptions, content: np.ndarray, style: np.ndarray, init_arr: np.ndarray | None,
+              hw: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
         if opts.init == "content":
             return content.copy()
         if opts.init == "noise":
             return np.clip(128.0 + 40.0 * rng.standard_normal((*hw, 3)), 0, 255).astype(np.float32)
         if opts.init == "style":
             return images.resize(style, hw)
-        return images.resize(images.load_image(opts.init, f"init image {opts.init}"), hw)
+        assert init_arr is not None  # loaded (and validated) in stylize()
+        return images.resize(init_arr, hw)
 
 
 def stylize(content: images.ImageLike, style: images.ImageLike | Sequence[images.ImageLike],

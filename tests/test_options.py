@@ -45,6 +45,28 @@ def test_scales_double_up_to_size():
     assert StyleOptions(size=512, min_size=128).scales() == [128, 256, 512]
     assert StyleOptions(size=300, min_size=128).scales() == [150, 300]
     assert StyleOptions(size=100, min_size=128).scales() == [100]
+    assert StyleOptions(size=512).scales() == [128, 256, 512]  # num_scales=3
+    assert StyleOptions(size=256).scales() == [64, 128, 256]
+    assert StyleOptions(size=1024, num_scales=2).scales() == [512, 1024]
+    assert StyleOptions(size=512, num_scales=1).scales() == [512]
+
+
+def test_schedule_halves_coarse_steps_and_ends_with_steps():
+    assert StyleOptions(size=512, coarse_steps=40, steps=20).schedule() == [(128, 40), (256, 20), (512, 20)]
+    assert StyleOptions(size=1024, num_scales=4, coarse_steps=25, steps=7).schedule() == [
+        (128, 25), (256, 13), (512, 7), (1024, 7)]
+    assert StyleOptions(size=512, num_scales=1, steps=9).schedule() == [(512, 9)]
+
+
+def test_shallow_refine_keeps_shallow_layers_and_their_weights():
+    o = StyleOptions(style_layer_weights=(1, 2, 3, 4, 5), refine_content_weight=0.5)
+    r = o.refine_options()
+    assert r.style_layers == ("block1_conv1", "block2_conv1", "block3_conv1")
+    assert r.style_layer_weights == (1.0, 2.0, 3.0)
+    assert (r.content_layer, r.content_weight) == ("block3_conv1", 0.5)
+    assert o.replace(refine="full").refine_options() is None
+    assert o.replace(num_scales=1).refine_options() is None  # a single scale uses every layer
+    assert o.replace(style_layers=("block4_conv1", "block5_conv1"), style_layer_weights=()).refine_options() is None
 
 
 def test_every_option_becomes_a_flag():

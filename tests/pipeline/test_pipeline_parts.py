@@ -25,7 +25,8 @@ def test_both_spellings_and_dataflow_round_trip():
                                "--style-layers", "block1_conv1,block2_conv1", "--runner", "DirectRunner"])
     base = opts.style_options()
     assert (base.content_weight, base.style_weight, base.size) == (2.0, 3.0, 64)
-    assert base.style_layers == ("block1_conv1", "block2_conv1") and base.steps == 200  # engine default
+    assert base.style_layers == ("block1_conv1", "block2_conv1")
+    assert base.steps == engine_options.StyleOptions().steps  # engine default
     given = opts.get_all_options(drop_default=True)
     assert given["content_weight"] == 2.0 and "steps" not in given
     again = PipelineOptions.from_dictionary(given).view_as(NSTPipelineOptions)  # how Dataflow workers rebuild it
