@@ -40,6 +40,7 @@ PATH_PARAMS = {
     "contents": (rf"^{_BUCKET}/.+$", "TEXT"),  # a glob, not one file
     "styles": (rf"^{_BUCKET}/.+$", "TEXT"),
     "output": (rf"^{_BUCKET}(/.*)?$", "GCS_WRITE_FOLDER"),
+    "models": (rf"^{_BUCKET}(/.*)?$", "GCS_READ_FOLDER"),
 }
 _TYPE_REGEX = {int: r"^[0-9]+$", float: r"^[-+]?[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$"}
 
@@ -74,7 +75,7 @@ def _label(name: str) -> str:
     return name.replace("_", " ").capitalize()
 
 
-def parameter(action: argparse.Action, engine_specs: dict) -> dict:
+def parameter(action: argparse.Action, engine_specs: dict, choices: dict | None = None) -> dict:
     name = param_name(action)
     entry = {
         "name": name,
@@ -88,8 +89,8 @@ def parameter(action: argparse.Action, engine_specs: dict) -> dict:
         entry["paramType"] = kind
     elif action.dest in engine_specs:
         entry["regexes"] = [engine_specs[action.dest].regex()]
-    elif action.choices:
-        entry["regexes"] = ["^(" + "|".join(map(str, action.choices)) + ")$"]
+    elif action.choices or (choices or {}).get(action.dest):
+        entry["regexes"] = ["^(" + "|".join(map(str, action.choices or choices[action.dest])) + ")$"]
     elif action.type in _TYPE_REGEX:
         entry["regexes"] = [_TYPE_REGEX[action.type]]
     return entry
@@ -97,9 +98,10 @@ def parameter(action: argparse.Action, engine_specs: dict) -> dict:
 
 def build_metadata(cls=None) -> dict:
     from nst_core.options import specs
+    from pipeline.options import PIPELINE_CHOICES
 
     engine_specs = {s.name: s for s in specs()}
-    params = [parameter(a, engine_specs) for a in pipeline_actions(cls)]
+    params = [parameter(a, engine_specs, PIPELINE_CHOICES) for a in pipeline_actions(cls)]
     names = [p["name"] for p in params]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

@@ -295,11 +295,14 @@ def _training_image(arr: np.ndarray, size: int, crop: int) -> np.ndarray:
 
 
 def _style_source(style: images.ImageLike, name: str) -> tuple[bytes, str]:
-    """The style image's bytes and file suffix, to embed in the model file."""
+    """The style image's bytes and file suffix, to embed in the model file: a file's or given bytes as they
+    are (so the metadata's sha256 is the style file's), anything else encoded as PNG."""
     if isinstance(style, (str, os.PathLike)):
         path = Path(style)
         if path.is_file():
             return path.read_bytes(), path.suffix.lower() or ".img"
+    if isinstance(style, (bytes, bytearray)):
+        return bytes(style), Path(name).suffix.lower() if Path(name).suffix else ".img"
     arr = images.load_image(style, name)
     return images.encode_png(arr), ".png"
 
@@ -308,14 +311,15 @@ def train_style_network(style: images.ImageLike, contents: str | Sequence[images
                         options: StyleOptions | None = None, config: TrainConfig | None = None, *,
                         arch: Architecture | None = None, style_name: str | None = None,
                         weights: Weights | None = None, progress: TraceFn | None = None,
-                        ) -> tuple[keras.Model, dict[str, Any]]:
+                        content_names: Sequence[str] | None = None) -> tuple[keras.Model, dict[str, Any]]:
     """Train a style network; returns ``(model, figures)``.
 
     ``contents`` is a glob pattern, folder or path, or a list of paths/arrays; each step takes
     ``batch_size`` random (flipped) ``crop``-pixel crops of them, scaled so their longest side is
     ``options.size`` (the output size the network is meant for; the style Grams are taken at that
     scale too).  ``figures`` records what a model file keeps: steps, seconds, batch, crop, final
-    and traced losses.  ``progress`` gets each trace entry.
+    and traced losses.  ``progress`` gets each trace entry.  ``content_names`` names contents given as
+    bytes or arrays (in the figures and error messages).
     """
     opts = options or StyleOptions()
     cfg = config or TrainConfig()
@@ -330,7 +334,9 @@ def train_style_network(style: images.ImageLike, contents: str | Sequence[images
         sources = list(contents)
     if not sources:
         raise InputError("no content images given")
-    names = [images.describe(s) for s in sources]
+    names = list(content_names) if content_names is not None else [images.describe(s) for s in sources]
+    if len(names) != len(sources):
+        raise InputError(f"{len(names)} content names for {len(sources)} content images")
     arrs = [images.load_image(s, n) for s, n in zip(sources, names)]
     pool = [_training_image(a, opts.size, cfg.crop) for a in arrs]
 
@@ -417,7 +423,7 @@ def _metadata(opts: StyleOptions, arch: Architecture, style_name: str, style_byt
     return {
         "format": FORMAT, "version": FORMAT_VERSION,
         "style": {"name": Path(style_name).name if style_name else "", "path": style_name,
-                  "sha256": hashlib.sha256(style_bytes).hexdigest(), "entry": STYLE_ENTRY + style_suffix},
+                  "sha256": style_sha256(style_bytes), "entry": STYLE_ENTRY + style_suffix},
         "options": opts.to_dict(), "architecture": dataclasses.asdict(arch), "training": figures,
         "versions": versions(),
     }
@@ -593,6 +599,17 @@ def fast_losses(out: np.ndarray, content: np.ndarray, style: np.ndarray, opts: S
     return parts
 
 
+def training_options(options: StyleOptions) -> StyleOptions:
+    """The part of ``options`` a network's training uses (:data:`LOSS_FIELDS`), on the defaults: equal
+    results mean one network serves both."""
+    return StyleOptions().replace(**{k: getattr(options, k) for k in LOSS_FIELDS})
+
+
+def style_sha256(data: bytes) -> str:
+    """What a network's metadata records of its style (``meta["style"]["sha256"]``) for these style bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def train_options(**changes: Any) -> StyleOptions:
     """StyleOptions for training, refusing fields that do not affect it."""
     bad = sorted(set(changes) - set(LOSS_FIELDS))
@@ -602,5 +619,5 @@ def train_options(**changes: Any) -> StyleOptions:
 
 
 __all__ = ["Architecture", "FastResult", "StyleNetwork", "TrainConfig", "apply_network", "batch_gram",
-           "build_network", "load_style_network", "read_metadata", "save_style_network", "stylize_with_network",
-           "train_style_network"]
+           "build_network", "load_style_network", "read_metadata", "save_style_network", "style_sha256",
+           "stylize_with_network", "train_style_network", "training_options"]

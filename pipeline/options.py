@@ -28,7 +28,19 @@ PIPELINE_FLAGS: dict[str, tuple[type, Any, str]] = {
     "thumbnail_size": (int, 160, "longest side in pixels of the thumbnails in report.html"),
     "report_max_thumbnails": (int, 2000, "pairs with embedded thumbnails in report.html; further pairs are "
                                          "listed without pictures to keep the file small"),
+    "mode": (str, "optimize", "optimize: every pair by optimisation (Gatys); fast: a feed-forward network per "
+                              "style (trained on a sample of that style's contents, or taken from --models), "
+                              "then one pass per pair; auto: fast for styles with at least --fast_min_rows rows, "
+                              "optimize for the rest (blended styles always optimize)"),
+    "models": (str, None, "folder (local or gs://) of trained .keras style networks (nst-train-style); one whose "
+                          "style sha256 equals a style file's is used for that style instead of training"),
+    "fast_min_rows": (int, 50, "auto mode: a style with at least this many rows goes fast"),
+    "fast_train_steps": (int, 300, "fast mode: training steps of a style network"),
+    "fast_train_contents": (int, 16, "fast mode: contents of a style sampled (seeded) to train its network on"),
+    "fast_crop": (int, 256, "fast mode: side of the training crops, a multiple of 4 in 16..2048"),
 }
+# Flags with a fixed set of values (checked by the pipeline, listed as a regex in the Flex Template metadata).
+PIPELINE_CHOICES: dict[str, tuple[str, ...]] = {"mode": ("optimize", "fast", "auto")}
 
 
 class _UnderscoreAliases:

@@ -71,13 +71,15 @@ def render(done: Sequence[dict[str, Any]], errors: Sequence[dict[str, Any]], sum
         styles = "".join(_img(sources.get(s), s) for s in rec.get("styles", []))
         out.append(
             f"<tr id='{html.escape(rec['id'])}'><td class='num'>{rec.get('line', '')}</td>"
-            f"<td>{html.escape(rec['id'])}<br><span class='muted'>{html.escape(rec.get('status', ''))}</span></td>"
+            f"<td>{html.escape(rec['id'])}<br><span class='muted'>{html.escape(rec.get('status', ''))} &middot; "
+            f"{html.escape(rec.get('mode') or 'optimize')}</span></td>"
             f"<td>{_img(sources.get(rec.get('content', '')), rec.get('content', ''))}</td><td>{styles}</td>"
             f"<td>{_img(rec.get('thumb'), rec['id'], rec.get('image'))}</td>"
             f"<td class='num'>{loss_rows}<br><span class='muted'>{rec.get('steps', '-')} steps, "
             f"{_num(rec.get('seconds'))} s &middot; <a href='{html.escape(rec.get('metrics', ''))}'>metrics</a>"
             "</span></td></tr>")
     out.append("</table>")
+    out += _networks(done)
     if errors:
         out.append(f"<h2 class='err'>Errors ({len(errors)})</h2><table><tr><th>line</th><th>id</th><th>reason</th>"
                    "<th>row</th></tr>")
@@ -88,3 +90,22 @@ def render(done: Sequence[dict[str, Any]], errors: Sequence[dict[str, Any]], sum
         out.append("</table>")
     out.append("</body></html>\n")
     return "\n".join(out)
+
+
+def _networks(done: Sequence[dict[str, Any]]) -> list[str]:
+    """Fast mode: one row per style network used, with its training figures and how many pairs it made."""
+    used: dict[str, list[Any]] = {}
+    for rec in done:
+        net = rec.get("network")
+        if net:
+            used.setdefault(str(net.get("path")), [net.get("training") or {}, 0])[1] += 1
+    if not used:
+        return []
+    out = [f"<h2>Style networks ({len(used)})</h2><table><tr><th>network</th><th>pairs</th><th>training</th></tr>"]
+    for path, (t, n) in sorted(used.items()):
+        final = t.get("final_losses") or {}
+        out.append(f"<tr><td>{html.escape(path)}</td><td class='num'>{n}</td><td class='num'>{t.get('steps', '-')} "
+                   f"steps x {t.get('batch_size', '-')} crops of {t.get('crop', '-')} px, {_num(t.get('seconds'))} s, "
+                   f"{html.escape(str(t.get('precision', '')))}; final loss {_num(final.get('total'))}</td></tr>")
+    out.append("</table>")
+    return out

@@ -1,12 +1,17 @@
 """nst-pipeline: build and run the Beam graph (DirectRunner locally, DataflowRunner by flags).
 
-    nst-pipeline --manifest samples/manifest.csv --output out/demo --size 384
+    nst-pipeline --manifest samples/manifest.csv --output out/demo
     nst-pipeline --contents 'gs://b/products/*.jpg' --styles 'gs://b/styles/*.jpg' --output gs://b/out \\
         --runner DataflowRunner --project P --region R --temp_location gs://b/tmp
 
 Graph: rows (manifest or cross product) -> Pair | RowError -> Reshuffle -> Stylize (skipped / stylized /
-error) -> gather -> run files + accounting check.  Exit codes: 0 every row stylized or skipped,
-3 some rows failed (see errors.jsonl), 2 bad usage or manifest, 1 the run failed.
+error) -> gather -> run files + accounting check.  With --mode fast|auto the pairs are first grouped by
+style: a fast group (every single-style group in fast mode; in auto mode those with at least
+--fast_min_rows rows) -> StyleNetworks (one network per style: from --models, from OUT/models/ of an
+earlier run, or trained now; pairs already done are skipped first) -> Reshuffle -> FastStylize
+(skipped / stylized / error); the other pairs (blended styles, small groups) take the optimize path.
+Exit codes: 0 every row stylized or skipped, 3 some rows failed (see errors.jsonl), 2 bad usage or
+manifest, 1 the run failed.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from apache_beam.utils.shared import Shared
 
 from nst_core import InputError, StyleOptions
 from pipeline import manifest, storage
+from pipeline.fastmode import FastConfig, FastStylizeDoFn, StyleNetworkDoFn, key_by_style, route_groups
 from pipeline.options import PIPELINE_FLAGS, NSTPipelineOptions
 from pipeline.transforms import (
     NS,
@@ -43,7 +49,7 @@ from pipeline.transforms import (
 
 LOG = logging.getLogger("pipeline")
 COUNTERS = ("rows_read", "pairs_stylized", "pairs_skipped", "pairs_failed", "model_loads", "style_cache_hits",
-            "style_cache_misses")
+            "style_cache_misses", "network_trainings", "networks_loaded")
 
 
 class UsageError(ValueError):
@@ -56,7 +62,7 @@ def _key_all(record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 def unknown_flags(options: PipelineOptions) -> list[str]:
     """Flags no PipelineOptions class knows (Beam only logs and drops them; a typo'd --stpes must not
-    silently run the default 200 steps over a catalog)."""
+    silently run the default schedule over a catalog)."""
     parser = _BeamArgumentParser(allow_abbrev=False)
     for cls in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
         cls._add_argparse_args(parser)
@@ -83,9 +89,10 @@ def resolve_options(options: PipelineOptions) -> tuple[NSTPipelineOptions, Style
         raise UsageError("--thumbnail_size and --report_max_thumbnails must be >= 0")
     try:
         base = opts.style_options()
+        FastConfig.from_options(opts)
     except InputError as e:
         raise UsageError(str(e)) from None
-    for name in ("manifest", "output"):
+    for name in ("manifest", "output", "models"):
         value = getattr(opts, name)
         if value and storage.is_local(value):
             setattr(opts, name, os.path.abspath(value))  # worker processes may not share our cwd
@@ -117,13 +124,26 @@ def build(p: beam.Pipeline, opts: NSTPipelineOptions, base: StyleOptions) -> bea
                 | "CrossProduct" >> beam.ParDo(CrossPairs(base)))
     rows_in = rows | "CountRows" >> beam.combiners.Count.Globally()
     split = rows | "SplitRows" >> beam.FlatMap(split_rows).with_outputs("errors", main="pairs")
-    pairs = split.pairs | "SpreadPairs" >> beam.Reshuffle()
     thumb = opts.thumbnail_size if opts.thumbnail_size is not None else 160
+    fast_cfg = FastConfig.from_options(opts)
+    to_optimize, fast_outcomes = split.pairs, []
+    if fast_cfg.mode != "optimize":
+        by_style = split.pairs | "KeyByStyle" >> beam.FlatMap(key_by_style).with_outputs("optimize", main="keyed")
+        routed = (by_style.keyed | "GroupByStyle" >> beam.GroupByKey()
+                  | "RouteStyles" >> beam.FlatMap(route_groups, fast_cfg.mode, fast_cfg.min_rows)
+                  .with_outputs("optimize", main="fast"))
+        networks = (routed.fast | "StyleNetworks" >> beam.ParDo(StyleNetworkDoFn(opts.output, fast_cfg, thumb))
+                    .with_outputs("outcomes", main="work"))
+        fast_stylized = (networks.work | "SpreadFastPairs" >> beam.Reshuffle()
+                         | "FastStylize" >> beam.ParDo(FastStylizeDoFn(opts.output, thumb)))
+        fast_outcomes = [networks.outcomes, fast_stylized]
+        to_optimize = (by_style.optimize, routed.optimize) | "OptimizePairs" >> beam.Flatten()
+    pairs = to_optimize | "SpreadPairs" >> beam.Reshuffle()
     stylized = pairs | "Stylize" >> beam.ParDo(StylizeDoFn(opts.output, base, Shared(), thumb))
     bad_rows = split.errors | "RecordRowErrors" >> beam.ParDo(RecordRowError())
-    outcomes = (stylized, bad_rows) | "AllOutcomes" >> beam.Flatten()
+    outcomes = (stylized, bad_rows, *fast_outcomes) | "AllOutcomes" >> beam.Flatten()
     if thumb:
-        sources = (pairs | "SourcePaths" >> beam.FlatMap(source_paths)
+        sources = (split.pairs | "SourcePaths" >> beam.FlatMap(source_paths)
                    | "DistinctSources" >> beam.Distinct()
                    | "SourceThumbnails" >> beam.ParDo(SourceThumbnail(thumb)))
     else:
@@ -204,11 +224,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("nst-pipeline: pipeline staged, no job ran")
         return 0
     summary = read_summary(output)
-    loads = counters(result)["model_loads"]
+    c = counters(result)
     if summary is None:
         print("nst-pipeline: finished, but no summary.json was found under the output", file=sys.stderr)
         return 1
-    print(f"nst-pipeline: {summary_line(summary)}; model loads {loads}")
+    trained = f", style networks trained {c['network_trainings']}" if c["network_trainings"] else ""
+    print(f"nst-pipeline: {summary_line(summary)}; model loads {c['model_loads']}{trained}")
     output = storage.redact(output)
     print(f"nst-pipeline: outputs under {output} (report.html, metrics.jsonl, errors.jsonl)")
     if summary["errors"]:

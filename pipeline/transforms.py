@@ -15,7 +15,7 @@ import socket
 import threading
 import traceback
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -133,36 +133,34 @@ class Engine:
         self.load_counted = False
 
 
-class StylizeDoFn(beam.DoFn):
-    """Pair -> outcome record: skipped if OUT already holds it, else stylized (image, then metrics) or error."""
+def read_input(path: str, what: str, reader: Callable[[str], bytes] = storage.read_bytes) -> bytes:
+    """The bytes of an input image; InputError naming it (a row error, not a crash) if it is not there."""
+    try:
+        return reader(path)
+    except FileNotFoundError:
+        raise InputError(f"{what} {path}: file not found") from None
 
-    def __init__(self, output: str, engine_options: StyleOptions, shared: Shared, thumb_size: int = 160):
+
+def failure_reason(e: Exception, what: str) -> str:
+    """The one-line reason an outcome record gives for ``e``; an unexpected type is logged with its traceback."""
+    if isinstance(e, (NSTError, OSError)):
+        return str(e)
+    LOG.error("%s: unexpected failure\n%s", what, storage.redact(traceback.format_exc()))
+    return f"unexpected {type(e).__name__}: {e}"
+
+
+class PairDoFn(beam.DoFn):
+    """What every stylizing step shares: the done check (resume), writing a result (image, then metrics),
+    and turning a pair into exactly one outcome record (skipped, stylized or error) with its counters."""
+
+    def __init__(self, output: str, thumb_size: int = 160):
         self.output = output
-        self.engine_options = engine_options
-        self.shared = shared
         self.thumb_size = thumb_size
-        self.engine: Engine | None = None
-        self.model_loads = Metrics.counter(NS, "model_loads")
         self.stylized = Metrics.counter(NS, "pairs_stylized")
         self.skipped = Metrics.counter(NS, "pairs_skipped")
         self.failed = Metrics.counter(NS, "pairs_failed")
-        self.cache_hits = Metrics.counter(NS, "style_cache_hits")
-        self.cache_misses = Metrics.counter(NS, "style_cache_misses")
         self.seconds = Metrics.distribution(NS, "pair_seconds_ms")
         self.loss = {k: Metrics.distribution(NS, f"loss_{k}_x1e6") for k in ("total", "content", "style", "tv")}
-
-    def _engine(self) -> Engine:
-        # Built lazily inside process() so the load is counted in a live metrics context (and a worker
-        # that never gets a pair never loads VGG19); Shared makes it once per process, not per DoFn.
-        if self.engine is None:
-            key = json.dumps({k: v for k, v in self.engine_options.to_dict().items()
-                              if k in ("precision", "weights")}, sort_keys=True)
-            self.engine = self.shared.acquire(lambda: Engine(self.engine_options), tag=key)
-        with self.engine.lock:
-            if not self.engine.load_counted:
-                self.engine.load_counted = True
-                self.model_loads.inc()
-        return self.engine
 
     def _path(self, rel: str) -> str:
         return storage.join(self.output, *rel.split("/"))
@@ -177,38 +175,35 @@ class StylizeDoFn(beam.DoFn):
             LOG.warning("%s: unreadable metrics file, redoing the pair (%s)", pair.id, e)
             return None
         if not isinstance(stored, dict) or stored.get("fingerprint") != pair.fingerprint:
-            LOG.info("%s: stored output is for other inputs or options, redoing it", pair.id)
+            LOG.info("%s: stored output is for other inputs, options or mode, redoing it", pair.id)
             return None
         if not storage.exists(self._path(image_rel(pair.id))):
             return None
         return stored
 
-    def process(self, pair: Pair) -> Iterator[dict[str, Any]]:
-        stored = self.done_record(pair)
-        if stored is not None:
-            self.skipped.inc()
-            thumb = None
-            if self.thumb_size:
-                try:
-                    thumb = report.thumbnail(storage.read_bytes(self._path(image_rel(pair.id))), self.thumb_size)
-                except OSError:
-                    pass
-            yield self.record(pair, "skipped", stored, thumb)
-            return
+    def skipped_record(self, pair: Pair, stored: dict[str, Any]) -> dict[str, Any]:
+        self.skipped.inc()
+        thumb = None
+        if self.thumb_size:
+            try:
+                thumb = report.thumbnail(storage.read_bytes(self._path(image_rel(pair.id))), self.thumb_size)
+            except OSError:
+                pass
+        return self.record(pair, "skipped", stored, thumb)
+
+    def failed_record(self, pair: Pair, reason: str, stage: str = "stylize") -> dict[str, Any]:
+        self.failed.inc()
+        return error_record(RowError(line=pair.line, reason=reason, row=pair.row, id=pair.id, stage=stage))
+
+    def attempt(self, pair: Pair, stylize: Callable[[], Any]) -> dict[str, Any]:
+        """Run ``stylize()`` (-> a Result) and write its image, then its metrics; or the pair's error record."""
         try:
-            result = self.stylize(pair)
-        except (NSTError, OSError) as e:
-            self.failed.inc()
-            yield error_record(RowError(line=pair.line, reason=str(e), row=pair.row, id=pair.id, stage="stylize"))
-            return
-        except Exception as e:  # noqa: BLE001 - one pair's unexpected engine failure must not sink the batch
-            LOG.error("%s: unexpected failure\n%s", pair.id, storage.redact(traceback.format_exc()))
-            self.failed.inc()
-            yield error_record(RowError(line=pair.line, reason=f"unexpected {type(e).__name__}: {e}", row=pair.row,
-                                        id=pair.id, stage="stylize"))
-            return
-        metrics = {**result.metrics(), "id": pair.id, "line": pair.line, "fingerprint": pair.fingerprint,
-                   "row": pair.row, "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            result = stylize()
+        except Exception as e:  # noqa: BLE001 - one pair's failure must not sink the batch
+            return self.failed_record(pair, failure_reason(e, pair.id))
+        metrics = {"mode": "optimize", **result.metrics(), "id": pair.id, "line": pair.line,
+                   "fingerprint": pair.fingerprint, "row": pair.row,
+                   "finished": datetime.now(UTC).isoformat(timespec="seconds"),
                    "worker": {"host": socket.gethostname(), "pid": os.getpid()}}
         storage.write_atomic(self._path(image_rel(pair.id)), result.png_bytes(), "image/png")
         storage.write_atomic(self._path(metrics_rel(pair.id)), json.dumps(metrics, indent=1, sort_keys=True),
@@ -220,38 +215,66 @@ class StylizeDoFn(beam.DoFn):
             if isinstance(value, float) and value == value and abs(value) < 9e12:
                 dist.update(int(value * 1e6))
         thumb = report.thumbnail(result.image, self.thumb_size) if self.thumb_size else None
-        yield self.record(pair, "stylized", metrics, thumb)
+        return self.record(pair, "stylized", metrics, thumb)
+
+    @staticmethod
+    def record(pair: Pair, status: str, metrics: dict[str, Any], thumb: str | None) -> dict[str, Any]:
+        """One line of metrics.jsonl (plus the report's thumbnail, dropped before writing)."""
+        network = metrics.get("network") or {}
+        return {"line": pair.line, "id": pair.id, "status": status, "content": pair.content,
+                "styles": list(pair.styles), "mode": metrics.get("mode", "optimize"),
+                "losses": metrics.get("losses"), "steps": metrics.get("steps"),
+                "seconds": metrics.get("seconds"), "size": metrics.get("size"),
+                "precision": metrics.get("precision"), "retried": metrics.get("retried", ""),
+                "network": {k: network.get(k) for k in ("path", "training")} if network else None,
+                "options": pair.options.pair_dict(), "image": image_rel(pair.id), "metrics": metrics_rel(pair.id),
+                "thumb": thumb}
+
+
+class StylizeDoFn(PairDoFn):
+    """Pair -> outcome record: skipped if OUT already holds it, else stylized by optimisation or error."""
+
+    def __init__(self, output: str, engine_options: StyleOptions, shared: Shared, thumb_size: int = 160):
+        super().__init__(output, thumb_size)
+        self.engine_options = engine_options
+        self.shared = shared
+        self.engine: Engine | None = None
+        self.model_loads = Metrics.counter(NS, "model_loads")
+        self.cache_hits = Metrics.counter(NS, "style_cache_hits")
+        self.cache_misses = Metrics.counter(NS, "style_cache_misses")
+
+    def _engine(self) -> Engine:
+        # Built lazily inside process() so the load is counted in a live metrics context (and a worker
+        # that never gets a pair never loads VGG19); Shared makes it once per process, not per DoFn.
+        if self.engine is None:
+            key = json.dumps({k: v for k, v in self.engine_options.to_dict().items()
+                              if k in ("precision", "weights")}, sort_keys=True)
+            self.engine = self.shared.acquire(lambda: Engine(self.engine_options), tag=key)
+        with self.engine.lock:
+            if not self.engine.load_counted:
+                self.engine.load_counted = True
+                self.model_loads.inc()
+        return self.engine
+
+    def process(self, pair: Pair) -> Iterator[dict[str, Any]]:
+        stored = self.done_record(pair)
+        yield self.attempt(pair, lambda: self.stylize(pair)) if stored is None else self.skipped_record(pair, stored)
 
     def stylize(self, pair: Pair):
-        try:
-            content = storage.read_bytes(pair.content)
-        except FileNotFoundError:
-            raise InputError(f"content {pair.content}: file not found") from None
-        styles = []
-        for s in pair.styles:
-            try:
-                styles.append(StyleBytes.get(s))
-            except FileNotFoundError:
-                raise InputError(f"style {s}: file not found") from None
+        content = read_input(pair.content, "content")
+        styles = [read_input(s, "style", StyleBytes.get) for s in pair.styles]
+        init = None
+        if pair.options.init not in ("content", "noise", "style"):
+            init = read_input(pair.options.init, "init image")
         engine = self._engine()  # after the reads: a run whose pairs all fail to read loads no model
         with engine.lock:
             st = engine.stylizer
             hits, misses = st.style_cache_hits, st.style_cache_misses
             result = st.stylize(content, styles, options=pair.options, content_name=pair.content,
-                                style_names=list(pair.styles))
+                                style_names=list(pair.styles), init_image=init)
             self.cache_hits.inc(st.style_cache_hits - hits)
             self.cache_misses.inc(st.style_cache_misses - misses)
         return result
-
-    @staticmethod
-    def record(pair: Pair, status: str, metrics: dict[str, Any], thumb: str | None) -> dict[str, Any]:
-        """One line of metrics.jsonl (plus the report's thumbnail, dropped before writing)."""
-        return {"line": pair.line, "id": pair.id, "status": status, "content": pair.content,
-                "styles": list(pair.styles), "losses": metrics.get("losses"), "steps": metrics.get("steps"),
-                "seconds": metrics.get("seconds"), "size": metrics.get("size"),
-                "precision": metrics.get("precision"), "retried": metrics.get("retried", ""),
-                "options": pair.options.pair_dict(), "image": image_rel(pair.id), "metrics": metrics_rel(pair.id),
-                "thumb": thumb}
 
 
 def source_paths(pair: Pair) -> Iterator[str]:
@@ -309,7 +332,7 @@ class WriteRunFiles(beam.DoFn):
                              report.render(done, errors, summary, shown, self.thumb_size), "text/html")
         storage.write_atomic(storage.join(out, "summary.json"), json.dumps(summary, indent=1, sort_keys=True),
                              "application/json")
-        for sub in ("images", "metrics"):
+        for sub in ("images", "metrics", "models"):
             storage.remove_stale_temps(storage.join(out, sub))
         LOG.info("run summary: %s", summary_line(summary))
         if not summary["balanced"]:

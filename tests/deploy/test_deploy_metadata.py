@@ -46,6 +46,8 @@ def test_every_parameter_reaches_the_pipeline_as_the_launcher_passes_it():
 def _example_value(name: str) -> str:
     if name in make_metadata.PATH_PARAMS:
         return "gs://nst-bucket/in/*.jpg" if name in ("contents", "styles") else "gs://nst-bucket/path/file.csv"
+    if name in pipeline_options.PIPELINE_CHOICES:
+        return pipeline_options.PIPELINE_CHOICES[name][-1]
     spec = {s.name: s for s in specs()}.get(name)
     if spec is not None:
         return spec.default_text() or ("1.0" if spec.type == "list" and not spec.choices else "")

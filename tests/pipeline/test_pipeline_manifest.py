@@ -36,6 +36,11 @@ def test_gs_manifest_resolves_relative_paths_in_its_bucket_folder():
     assert pair.content == "gs://bkt/runs/c.jpg" and pair.styles == ("gs://bkt/runs/s.jpg",)
 
 
+def test_row_init_image_resolves_like_content_and_style():
+    a, b = rows("id,content,style,init\na,c.jpg,s.jpg,starts/x.png\nb,c.jpg,s.jpg,noise\n", name="gs://bkt/r/m.csv")
+    assert a.options.init == "gs://bkt/r/starts/x.png" and b.options.init == "noise"
+
+
 def test_id_defaults_to_stable_hash_of_content_style_options():
     one = rows("content,style\nc.jpg,s.jpg\n")[0]
     again = rows("content,style\nc.jpg,s.jpg\n")[0]

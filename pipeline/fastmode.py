@@ -1,0 +1,282 @@
+"""Fast mode's steps (``--mode fast|auto``): one feed-forward style network per style, then a pass per pair.
+
+Pairs are grouped by their (single) style; :func:`route_groups` sends a group fast (mode fast, or mode
+auto with at least ``--fast_min_rows`` rows) or back to the optimize path.  :class:`StyleNetworkDoFn`
+gets each fast group's network once: a file in ``--models`` whose style sha256 is the style file's,
+else ``OUT/models/<name>.keras`` saved by an earlier run, else one trained now on a seeded sample
+of the group's contents and saved there (atomically).  Pairs already done are skipped before
+any of that, so a rerun trains nothing.  :class:`FastStylizeDoFn` loads each network once per worker
+process and writes every pair like the optimize path (:class:`~pipeline.transforms.PairDoFn`).
+
+A fast pair's fingerprint is its optimize fingerprint plus the mode and the network's name, so an
+output of one mode (or of another network) is never taken as done for the other.  Rows of one
+style with different loss options (size, weights, layers, seed) get a network each.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import random
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from nst_core import InputError, StyleOptions, images
+from pipeline import storage
+from pipeline.manifest import Pair
+from pipeline.transforms import NS, PairDoFn, StyleBytes, failure_reason, read_input
+
+LOG = logging.getLogger("pipeline")
+MODES = ("optimize", "fast", "auto")
+MODELS = "models"  # OUT/models/: the networks a run trained
+
+
+@dataclass(frozen=True)
+class FastConfig:
+    """The fast-mode flags of a run."""
+
+    mode: str = "optimize"
+    models: str | None = None
+    min_rows: int = 50
+    steps: int = 300
+    contents: int = 16
+    crop: int = 256
+
+    @classmethod
+    def from_options(cls, opts: Any) -> FastConfig:
+        """From NSTPipelineOptions; InputError naming the flag that is wrong."""
+        cfg = cls(mode=opts.mode, models=opts.models, min_rows=opts.fast_min_rows, steps=opts.fast_train_steps,
+                  contents=opts.fast_train_contents, crop=opts.fast_crop)
+        if cfg.mode not in MODES:
+            raise InputError(f"--mode {cfg.mode!r}: expected one of {', '.join(MODES)}")
+        for flag, value in (("fast_min_rows", cfg.min_rows), ("fast_train_contents", cfg.contents)):
+            if value is None or value < 1:
+                raise InputError(f"--{flag} {value}: expected 1 or more")
+        if cfg.mode == "optimize":
+            if cfg.models:
+                raise InputError("--models: only used with --mode fast or auto")
+            return cfg
+        from nst_core.fast import TrainConfig
+
+        for flag, field in (("fast_train_steps", "steps"), ("fast_crop", "crop")):
+            try:
+                TrainConfig(**{field: getattr(cfg, field)})
+            except InputError as e:
+                raise InputError(f"--{flag}: {e}") from None
+        return cfg
+
+    def train_config(self):
+        from nst_core.fast import TrainConfig
+
+        return TrainConfig(steps=self.steps, crop=self.crop)
+
+
+# --- grouping ----------------------------------------------------------------------------------------
+def key_by_style(pair: Pair) -> Iterator[Any]:
+    """(style, pair) for a single-style pair; a blend of styles goes to the optimize path."""
+    if len(pair.styles) == 1:
+        yield pair.styles[0], pair
+    else:
+        yield beam.pvalue.TaggedOutput("optimize", pair)
+
+
+def route_groups(group: tuple[str, Iterable[Pair]], mode: str, min_rows: int) -> Iterator[Any]:
+    """A style's pairs: fast as one group (mode fast, or auto with >= min_rows rows), else each to optimize."""
+    style, pairs = group
+    pairs = sorted(pairs, key=lambda p: p.line)
+    if mode == "fast" or len(pairs) >= min_rows:
+        yield style, pairs
+    else:
+        for pair in pairs:
+            yield beam.pvalue.TaggedOutput("optimize", pair)
+
+
+# --- network files -----------------------------------------------------------------------------------
+_LOCAL: dict[str, str] = {}
+_LOCAL_LOCK = threading.Lock()
+
+
+def local_file(path: str) -> str:
+    """A local path holding ``path``'s bytes (a gs:// object is copied once per process)."""
+    if storage.is_local(path):
+        return path
+    with _LOCAL_LOCK:
+        if path not in _LOCAL:
+            folder = tempfile.mkdtemp(prefix="nst-models-")
+            local = os.path.join(folder, storage.basename(path))
+            with open(local, "wb") as f:
+                f.write(storage.read_bytes(path))
+            _LOCAL[path] = local
+        return _LOCAL[path]
+
+
+_INDEX: dict[str, dict[str, tuple[str, str]]] = {}
+_INDEX_LOCK = threading.Lock()
+
+
+def models_index(folder: str) -> dict[str, tuple[str, str]]:
+    """style sha256 -> (network path, network name) of the style networks in ``folder`` (read once per
+    process); files that are not style networks are logged and passed over."""
+    with _INDEX_LOCK:
+        if folder not in _INDEX:
+            index: dict[str, tuple[str, str]] = {}
+            from nst_core.fast import read_metadata
+
+            for path in storage.match(storage.join(folder, "*.keras")):
+                try:
+                    meta = read_metadata(local_file(path))
+                except (InputError, OSError) as e:
+                    LOG.warning("--models: passing over %s (%s)", storage.redact(path), e)
+                    continue
+                digest = hashlib.sha256(meta.pop("_style_bytes") + json.dumps(meta, sort_keys=True).encode())
+                index.setdefault(meta["style"]["sha256"], (path, f"given-{digest.hexdigest()[:16]}"))
+            _INDEX[folder] = index
+        return _INDEX[folder]
+
+
+def network_name(style_sha: str, options: StyleOptions, cfg: FastConfig) -> str:
+    """The file stem of the network a run trains for this style, options and training settings."""
+    blob = json.dumps({"options": options.to_dict(), "steps": cfg.steps, "crop": cfg.crop,
+                       "contents": cfg.contents}, sort_keys=True)
+    return f"{style_sha[:16]}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"
+
+
+def fast_fingerprint(pair: Pair, network: str) -> str:
+    return hashlib.sha256(f"{pair.fingerprint}|fast|{network}".encode()).hexdigest()
+
+
+# --- steps -------------------------------------------------------------------------------------------
+class StyleNetworkDoFn(PairDoFn):
+    """(style, pairs) -> (network path, pair) per pair to stylize; outcome records (tag ``outcomes``)
+    for pairs already done and for every pending pair of a style whose network cannot be had."""
+
+    def __init__(self, output: str, cfg: FastConfig, thumb_size: int = 160):
+        super().__init__(output, thumb_size)
+        self.cfg = cfg
+        self.trainings = Metrics.counter(NS, "network_trainings")
+
+    def process(self, group: tuple[str, list[Pair]]) -> Iterator[Any]:
+        from nst_core import fast
+
+        style, pairs = group
+        try:
+            style_bytes = read_input(style, "style", StyleBytes.get)
+        except Exception as e:  # noqa: BLE001 - the style's rows fail, the run goes on
+            reason = failure_reason(e, style)
+            for pair in pairs:
+                yield beam.pvalue.TaggedOutput("outcomes", self.failed_record(pair, reason, "train"))
+            return
+        sha = fast.style_sha256(style_bytes)
+        by_options: dict[str, list[Pair]] = {}
+        for pair in pairs:
+            by_options.setdefault(json.dumps(fast.training_options(pair.options).to_dict(), sort_keys=True),
+                                  []).append(pair)
+        for members in by_options.values():
+            yield from self.one_network(style, style_bytes, sha, fast.training_options(members[0].options), members)
+
+    def one_network(self, style: str, style_bytes: bytes, sha: str, options: StyleOptions,
+                    pairs: list[Pair]) -> Iterator[Any]:
+        given = models_index(self.cfg.models).get(sha) if self.cfg.models else None
+        if given:
+            path, name = given
+        else:
+            name = network_name(sha, options, self.cfg)
+            path = storage.join(self.output, MODELS, f"{name}.keras")
+        pending = []
+        for pair in pairs:
+            pair = dataclasses.replace(pair, fingerprint=fast_fingerprint(pair, name))
+            stored = self.done_record(pair)
+            if stored is None:
+                pending.append(pair)
+            else:
+                yield beam.pvalue.TaggedOutput("outcomes", self.skipped_record(pair, stored))
+        if not pending:
+            return
+        if not given and not storage.exists(path):
+            try:
+                self.train(style, style_bytes, options, pairs, name, path)
+            except Exception as e:  # noqa: BLE001 - only this style's rows fail
+                reason = f"style network for {style}: {failure_reason(e, style)}"
+                for pair in pending:
+                    yield beam.pvalue.TaggedOutput("outcomes", self.failed_record(pair, reason, "train"))
+                return
+        for pair in pending:
+            yield path, pair
+
+    def train(self, style: str, style_bytes: bytes, options: StyleOptions, pairs: list[Pair], name: str,
+              path: str) -> None:
+        """Train on a seeded sample of the pairs' contents (unreadable ones passed over) and save to ``path``."""
+        from nst_core import fast
+
+        contents = sorted({p.content for p in pairs})
+        sample = random.Random(name).sample(contents, min(self.cfg.contents, len(contents)))
+        arrays, names = [], []
+        for c in sample:
+            try:
+                arrays.append(images.load_image(storage.read_bytes(c), c))
+                names.append(c)
+            except (InputError, OSError) as e:
+                LOG.warning("training %s: passing over content %s (%s)", name, storage.redact(c), e)
+        if not arrays:
+            raise InputError(f"none of the {len(sample)} sampled content images could be read to train on")
+        LOG.info("training style network %s for %s on %d content(s)", name, storage.redact(style), len(arrays))
+        model, _ = fast.train_style_network(style_bytes, arrays, options, self.cfg.train_config(),
+                                            style_name=style, content_names=names)
+        self.trainings.inc()
+        with tempfile.TemporaryDirectory(prefix="nst-train-") as tmp:
+            local = fast.save_style_network(model, os.path.join(tmp, f"{name}.keras"))
+            storage.write_atomic(path, local.read_bytes(), "application/zip")
+
+
+class Network:
+    """A loaded style network and the lock that serializes its calls (as :class:`~pipeline.transforms.Engine`)."""
+
+    _cache: dict[str, Network] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, path: str):
+        from nst_core import fast
+
+        self.net = fast.load_style_network(local_file(path))
+        self.lock = threading.Lock()
+
+    @classmethod
+    def get(cls, path: str, on_load: Any) -> Network:
+        """The network at ``path``, loaded once per process (``on_load()`` is called when it is)."""
+        with cls._lock:
+            if path not in cls._cache:
+                cls._cache[path] = cls(path)
+                on_load()
+            return cls._cache[path]
+
+
+class FastStylizeDoFn(PairDoFn):
+    """(network path, pair) -> outcome record: stylized by one pass of the style's network, or error."""
+
+    def __init__(self, output: str, thumb_size: int = 160):
+        super().__init__(output, thumb_size)
+        self.loaded = Metrics.counter(NS, "networks_loaded")
+
+    def process(self, item: tuple[str, Pair]) -> Iterator[dict[str, Any]]:
+        path, pair = item
+        yield self.attempt(pair, lambda: self.stylize(path, pair))
+
+    def stylize(self, path: str, pair: Pair):
+        from nst_core import fast
+
+        content = read_input(pair.content, "content")
+        network = Network.get(path, self.loaded.inc)
+        with network.lock:
+            result = fast.stylize_with_network(network.net, content, size=pair.options.size,
+                                               content_name=pair.content)
+        result.network["path"] = storage.redact(path)
+        return result
