@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, _BeamArgumentParser
 from apache_beam.runners.runner import PipelineResult
 from apache_beam.utils.shared import Shared
 
@@ -157,11 +157,30 @@ def build(p: beam.Pipeline, opts: NSTPipelineOptions, base: StyleOptions) -> bea
                                             sources=beam.pvalue.AsDict(sources)))
 
 
+def local_runner(options: PipelineOptions) -> Any:
+    """The runner for a DirectRunner run: Beam's Python FnApiRunner, set up as DirectRunner sets it up.
+
+    Beam 2.77's DirectRunner first tries Prism, a Go binary it downloads from GitHub at run time,
+    and falls back to the FnApiRunner when that fails: a network attempt on every local run (and a
+    wait where the network hangs rather than refuses).  We go to the FnApiRunner directly; it reads
+    --direct_running_mode and --direct_num_workers as before.  Other runners: None (Beam's own).
+    """
+    if (options.view_as(StandardOptions).runner or "DirectRunner") not in ("DirectRunner", "direct"):
+        return None
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    info = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
+    return fn_runner.FnApiRunner(provision_info=info)
+
+
 def run(argv: Sequence[str] | None = None, test_pipeline: beam.Pipeline | None = None) -> PipelineResult:
     """Parse flags, check inputs, run the pipeline to completion; raises UsageError before running."""
     options = PipelineOptions(list(argv) if argv is not None else None)
     opts, base = resolve_options(options)
-    p = test_pipeline or beam.Pipeline(options=options)
+    p = test_pipeline or beam.Pipeline(runner=local_runner(options), options=options)
     build(p, opts, base)
     result = p.run()
     result.wait_until_finish()

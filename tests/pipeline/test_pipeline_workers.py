@@ -17,6 +17,9 @@ from pipeline.run import counters, main, run
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
+NETAUDIT = Path(__file__).resolve().parent / "netaudit"
+sys.path.insert(0, str(NETAUDIT))
+import sitecustomize  # noqa: E402  (the audit module; this test installs its hook in-process too)
 
 
 def manifest(root: Path, n: int) -> Path:
@@ -25,12 +28,20 @@ def manifest(root: Path, n: int) -> Path:
     return write_csv(root / "m.csv", ["id,content,style,seed", *rows])
 
 
-def test_two_worker_processes_load_the_model_once_each(tmp_path, image_dir, capsys):
+def test_two_worker_processes_load_the_model_once_each_offline(tmp_path, image_dir, capsys, monkeypatch):
     root = copy_images(image_dir, tmp_path / "cat")
     out = tmp_path / "out"
+    # Every process of the run (this launcher and the worker processes it starts) logs attempts to reach
+    # another host: a local DirectRunner run must make none (no credential lookup, no download).
+    audit = tmp_path / "network.log"
+    audit.touch()
+    monkeypatch.setenv("NST_NET_AUDIT", str(audit))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(NETAUDIT), str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    sitecustomize.install(str(audit))
     code = main(["--manifest", str(manifest(root, 6)), "--output", str(out), *FAST,
                  "--direct_running_mode=multi_processing", "--direct_num_workers=2"])
     assert code == 0
+    assert audit.read_text() == "", "network attempts during a local run:\n" + audit.read_text()
     printed = capsys.readouterr().out
     loads = int(printed.split("model loads ")[1].split()[0])
     pids = {json.loads(p.read_text())["worker"]["pid"] for p in (out / "metrics").glob("*.json")}
