@@ -3,7 +3,9 @@
 Runs ``nst-stylize`` (cold, as a user would: process start, model build, run) on each pair,
 scores its output and the peer's (pastiche 1.6.0, recorded by ``run_peer.py``) with
 :mod:`nst_core.metrics`, and prints one row per pair and size, plus the achieved GFLOP/s of
-the engine's final-scale steps against this CPU's bf16 peak.
+the engine's final-scale steps against this CPU's peak for the precision ``auto`` picks
+(bf16 with AMX or AVX512-BF16, else fp32).  Speedups use the peer's time on this CPU
+(``run_peer.py --estimate``) when there is one.
 
     python benchmarks/compare.py --size 512 --size 256            # defaults
     python benchmarks/compare.py --size 256 --set steps=60         # a tuning experiment
@@ -23,36 +25,16 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
+from machine import cpu_id, peak_gflops  # noqa: E402
 from pairs import PAIRS  # noqa: E402
 
-from nst_core.features import conv_flops, cpu_flags  # noqa: E402
+from nst_core.features import conv_flops  # noqa: E402
 from nst_core.options import REFINE_LAYER, VGG_LAYERS  # noqa: E402
 
 OUT = HERE / "out"
+PEER_RESULTS = HERE / "peer" / "peer_results.json"
+PEER_TIMING = HERE / "peer" / "peer_timing.json"
 TARGET_SPEEDUP = {512: 25, 256: 10}  # issue 2: both distances <= the peer's in 1/25 (1/10) of its time
-
-
-def cpu_bf16_peak_gflops() -> tuple[float, str]:
-    """Peak bf16 GFLOP/s from core count, clock and the widest bf16 unit (a documented estimate)."""
-    flags = cpu_flags()
-    mhz = 0.0
-    vendor = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("cpu MHz"):
-                mhz = max(mhz, float(line.split(":")[1]))
-            if line.startswith("vendor_id"):
-                vendor = line.split(":")[1].strip()
-    cores = os.cpu_count() or 1
-    if "amx_bf16" in flags:
-        per_cycle, unit = 1024, "AMX-BF16 (1024 FLOP/cycle/core)"
-    elif "avx512_bf16" in flags:
-        # vdpbf16ps zmm: 32 bf16 pairs = 64 FLOP; Intel issues 2 per cycle, AMD Zen 4 one (double-pumped).
-        per_cycle = 64 if vendor == "AuthenticAMD" else 128
-        unit = f"AVX512-BF16 ({per_cycle} FLOP/cycle/core, {vendor})"
-    else:
-        per_cycle, unit = 32, "AVX2 FMA fp32 (32 FLOP/cycle/core)"
-    return cores * mhz / 1000 * per_cycle, f"{cores} cores x {mhz:.0f} MHz x {unit}"
 
 
 def run_ours(content: Path, style: Path, size: int, sets: list[str], out: Path) -> dict:
@@ -102,13 +84,17 @@ def main() -> int:
     from nst_core.weights import load_weights
 
     feats = VGGFeatures(load_weights(), "float32", "max")
-    peer = json.loads((HERE / "peer" / "peer_results.json").read_text()) if (HERE / "peer" /
-                                                                              "peer_results.json").exists() else {}
-    peak, peak_how = cpu_bf16_peak_gflops()
+    peer = json.loads(PEER_RESULTS.read_text()) if PEER_RESULTS.exists() else {}
+    here = cpu_id()
+    peer_times = (json.loads(PEER_TIMING.read_text()) if PEER_TIMING.exists() else {}).get(here, {})
+    peak, peak_how = peak_gflops()
     OUT.mkdir(exist_ok=True)
     rows = []
-    print(f"bf16 peak estimate: {peak:.0f} GFLOP/s = {peak_how}")
-    print(f"{'pair':<18}{'size':>5} | {'peer s':>7} {'p.cont':>7} {'p.style':>7} | {'ours s':>7} {'eng s':>6} "
+    print(f"CPU: {here}")
+    print(f"peak estimate: {peak:.0f} GFLOP/s = {peak_how}")
+    print("peer s: pastiche's wall time for 300 steps on this CPU (* = timed on another CPU: speedups not comparable;"
+          " ~ = extrapolated from short runs, see peer/peer_timing.json)")
+    print(f"{'pair':<18}{'size':>5} | {'peer s':>8} {'p.cont':>7} {'p.style':>7} | {'ours s':>7} {'eng s':>6} "
           f"{'cont':>7} {'style':>7} | {'speedup':>7} {'s/step':>7} {'GFLOP/s':>8} {'%peak':>6}  verdict")
     for name, (content, style) in PAIRS.items():
         if args.pair and name not in args.pair:
@@ -122,21 +108,24 @@ def main() -> int:
                    "ours_engine_s": round(m["seconds"], 1), "ours": d, "s_per_step": per_step, "gflops": gflops,
                    "command": m["command"]}
             p = peer.get(f"{name}@{size}")
-            line_peer = f"{'-':>7} {'-':>7} {'-':>7}"
+            line_peer = f"{'-':>8} {'-':>7} {'-':>7}"
             verdict, speed = "", float("nan")
-            if p:
+            if p and (HERE / "peer" / p["image"]).exists():
                 pd = distances(HERE / "peer" / p["image"], content, style, feats)
-                row["peer"] = {**pd, "wall_s": p["wall_s"]}
-                speed = p["wall_s"] / m["wall_s"]
+                t = peer_times.get(f"{name}@{size}")
+                wall, mark = (t["wall_s"], "" if t["how"] == "measured" else "~") if t else (p["wall_s"], "*")
+                row["peer"] = {**pd, "wall_s": wall, "timed_here": bool(t), "timing": t or "another CPU"}
+                speed = wall / m["wall_s"]
                 ok = d["content"] <= pd["content"] and d["style"] <= pd["style"]
                 target = TARGET_SPEEDUP.get(size)
                 verdict = ("both better" if ok else "WORSE") + f", {speed:.1f}x faster"
                 if target:
                     verdict += f" (target {target}x: {'met' if ok and speed >= target else 'MISSED'})"
-                line_peer = f"{p['wall_s']:>7.1f} {pd['content']:>7.3f} {pd['style']:>7.3f}"
+                line_peer = f"{mark + format(wall, '.1f'):>8} {pd['content']:>7.3f} {pd['style']:>7.3f}"
             print(f"{name:<18}{size:>5} | {line_peer} | {m['wall_s']:>7.1f} {m['seconds']:>6.1f} {d['content']:>7.3f} "
                   f"{d['style']:>7.3f} | {speed:>7.1f} {per_step:>7.3f} {gflops:>8.1f} {100 * gflops / peak:>5.0f}%  "
                   f"{verdict}", flush=True)
+            row["cpu"] = here
             rows.append(row)
     (OUT / f"compare_{args.tag}.json").write_text(json.dumps(rows, indent=1))
     return 0

@@ -5,7 +5,13 @@ pastiche lives in its own throwaway venv (it pulls torch); build it with
 images to ``benchmarks/peer/``, so the engine comparison (``compare.py``) can be rerun without
 paying the peer's ten minutes per pair again.
 
-    python benchmarks/run_peer.py --size 512 --size 256
+Wall times only compare on the same CPU, so each CPU (``machine.cpu_id()``) gets its own peer
+times in ``benchmarks/peer/peer_timing.json``.  ``--estimate 20,60`` times two short runs per pair
+and size and extrapolates linearly to ``--steps`` (pastiche's cost per step is constant: one
+forward and backward pass), which costs a fifth of a full run.
+
+    python benchmarks/run_peer.py --size 512 --size 256              # images + times (new pairs)
+    python benchmarks/run_peer.py --estimate 20,60 --size 256         # this CPU's peer times, quickly
 """
 
 from __future__ import annotations
@@ -22,8 +28,34 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from pairs import PAIRS  # noqa: E402
 
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+from machine import cpu_id  # noqa: E402
+
 PEER_DIR = HERE / "peer"
 RESULTS = PEER_DIR / "peer_results.json"
+TIMING = PEER_DIR / "peer_timing.json"
+
+
+def timed(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def estimate(exe: Path, content: Path, style: Path, size: int, steps: int, short: tuple[int, int]) -> dict:
+    """This CPU's wall time of a ``steps``-step peer run, extrapolated from two shorter runs."""
+    a, b = short
+    walls = []
+    for n in (a, b):
+        out = Path(os.environ.get("TMPDIR", "/tmp")) / f"peer_estimate_{n}.png"
+        walls.append(timed([str(exe), "--content", str(content), "--styles", str(style), "--output", str(out),
+                            "--size", str(size), "--num-steps", str(n), "--seed", "0", "--device", "cpu"]))
+    per_step = (walls[1] - walls[0]) / (b - a)
+    fixed = walls[0] - a * per_step
+    return {"wall_s": round(fixed + steps * per_step, 1), "seconds_per_step": round(per_step, 4),
+            "fixed_s": round(fixed, 1), "how": f"extrapolated from {a}- and {b}-step runs ({walls[0]:.1f} s, "
+            f"{walls[1]:.1f} s)", "steps": steps}
 
 
 def main() -> int:
@@ -36,11 +68,26 @@ def main() -> int:
     ap.add_argument("--images-only", action="store_true",
                     help="regenerate recorded pairs whose image is missing, keeping the recorded wall time "
                          "(measured on a quiet machine); the new time goes to wall_s_rerun")
+    ap.add_argument("--estimate", help="A,B: only time A- and B-step runs and extrapolate to --steps "
+                                       "(this CPU's entry in peer_timing.json)")
     args = ap.parse_args()
     sizes = args.size or [512, 256]
     PEER_DIR.mkdir(exist_ok=True)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    timing = json.loads(TIMING.read_text()) if TIMING.exists() else {}
+    here = timing.setdefault(cpu_id(), {})
     exe = Path(args.venv) / "bin" / "pastiche"
+    if args.estimate:
+        short = tuple(int(v) for v in args.estimate.split(","))
+        for name, (content, style) in PAIRS.items():
+            for size in sizes:
+                if args.pair and name not in args.pair:
+                    continue
+                key = f"{name}@{size}"
+                here[key] = estimate(exe, content, style, size, args.steps, short)
+                TIMING.write_text(json.dumps(timing, indent=2, sort_keys=True) + "\n")
+                print(f"{key}: {here[key]['wall_s']:.1f} s ({here[key]['how']})", flush=True)
+        return 0
     for name, (content, style) in PAIRS.items():
         if args.pair and name not in args.pair:
             continue
@@ -52,14 +99,14 @@ def main() -> int:
                 continue
             cmd = [str(exe), "--content", str(content), "--styles", str(style), "--output", str(out),
                    "--size", str(size), "--num-steps", str(args.steps), "--seed", "0", "--device", "cpu"]
-            t0 = time.perf_counter()
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-            wall = time.perf_counter() - t0
+            wall = timed(cmd)
             if rerun_image:
                 results[key]["wall_s_rerun"] = round(wall, 1)
             else:
                 results[key] = {"pair": name, "size": size, "steps": args.steps, "wall_s": round(wall, 1),
                                 "image": out.name, "command": " ".join(cmd[1:])}
+                here[key] = {"wall_s": round(wall, 1), "how": "measured", "steps": args.steps}
+                TIMING.write_text(json.dumps(timing, indent=2, sort_keys=True) + "\n")
             RESULTS.write_text(json.dumps(results, indent=2) + "\n")
             print(f"{key}: {wall:.1f} s", flush=True)
     return 0
