@@ -25,6 +25,7 @@ VGG_LAYERS: tuple[str, ...] = (
     "block5_conv1", "block5_conv2", "block5_conv3", "block5_conv4",
 )
 REFINE_LAYER = "block3_conv1"  # deepest layer of a shallow final scale
+INIT_KINDS = ("content", "noise", "style")  # the starts that are not an image path
 DEFAULT_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 
 
@@ -111,6 +112,11 @@ class StyleOptions:
                              f"{len(self.style_layers)} style layers")
         if not self.init:
             raise InputError("option init: empty")
+
+    @property
+    def init_path(self) -> str | None:
+        """The start image's path when ``init`` names one (not one of :data:`INIT_KINDS`), else None."""
+        return None if self.init in INIT_KINDS else self.init
 
     # --- conversion --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -201,9 +201,9 @@ class Stylizer:
         content_arr = images.load_image(content, content_name)
         style_arrs = [images.load_image(s, n) for s, n in zip(styles, style_names)]
         init_arr = None
-        if opts.init not in ("content", "noise", "style"):
-            init_arr = images.load_image(init_image if init_image is not None else opts.init,
-                                         f"init image {opts.init}")
+        if opts.init_path:
+            init_arr = images.load_image(init_image if init_image is not None else opts.init_path,
+                                         f"init image {opts.init_path}")
         blend = list(opts.style_blend) or [1.0] * len(style_arrs)
         if len(blend) != len(style_arrs):
             raise InputError(f"option style_blend: {len(blend)} weights for {len(style_arrs)} style images")

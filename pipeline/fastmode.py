@@ -33,10 +33,11 @@ from apache_beam.metrics import Metrics
 from nst_core import InputError, StyleOptions, images
 from pipeline import storage
 from pipeline.manifest import Pair
+from pipeline.options import PIPELINE_CHOICES
 from pipeline.transforms import NS, PairDoFn, StyleBytes, failure_reason, read_input
 
 LOG = logging.getLogger("pipeline")
-MODES = ("optimize", "fast", "auto")
+MODES = PIPELINE_CHOICES["mode"]
 MODELS = "models"  # OUT/models/: the networks a run trained
 
 
@@ -176,12 +177,12 @@ class StyleNetworkDoFn(PairDoFn):
                 yield beam.pvalue.TaggedOutput("outcomes", self.failed_record(pair, reason, "train"))
             return
         sha = fast.style_sha256(style_bytes)
-        by_options: dict[str, list[Pair]] = {}
+        by_options: dict[str, tuple[StyleOptions, list[Pair]]] = {}
         for pair in pairs:
-            by_options.setdefault(json.dumps(fast.training_options(pair.options).to_dict(), sort_keys=True),
-                                  []).append(pair)
-        for members in by_options.values():
-            yield from self.one_network(style, style_bytes, sha, fast.training_options(members[0].options), members)
+            options = fast.training_options(pair.options)
+            by_options.setdefault(json.dumps(options.to_dict(), sort_keys=True), (options, []))[1].append(pair)
+        for options, members in by_options.values():
+            yield from self.one_network(style, style_bytes, sha, options, members)
 
     def one_network(self, style: str, style_bytes: bytes, sha: str, options: StyleOptions,
                     pairs: list[Pair]) -> Iterator[Any]:

@@ -126,8 +126,8 @@ def build_pair(row: dict[str, Any], line: int, base_dir: str, base: StyleOptions
         if engine_only:
             raise InputError(f"{', '.join(engine_only)}: set for the whole run (--{engine_only[0]}), not per row")
         options = StyleOptions.from_dict(overrides, base=base)
-        if "init" in overrides and options.init not in ("content", "noise", "style"):  # a row's image path
-            options = options.replace(init=storage.resolve(base_dir, options.init))
+        if "init" in overrides and options.init_path:  # a row's start image: resolved like content and style
+            options = options.replace(init=storage.resolve(base_dir, options.init_path))
         content = storage.resolve(base_dir, content)
         styles = tuple(storage.resolve(base_dir, s) for s in styles)
         for name, path in zip(("content", *["style"] * len(styles)), (content, *styles)):

@@ -263,9 +263,7 @@ class StylizeDoFn(PairDoFn):
     def stylize(self, pair: Pair):
         content = read_input(pair.content, "content")
         styles = [read_input(s, "style", StyleBytes.get) for s in pair.styles]
-        init = None
-        if pair.options.init not in ("content", "noise", "style"):
-            init = read_input(pair.options.init, "init image")
+        init = read_input(pair.options.init_path, "init image") if pair.options.init_path else None
         engine = self._engine()  # after the reads: a run whose pairs all fail to read loads no model
         with engine.lock:
             st = engine.stylizer
