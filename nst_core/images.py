@@ -130,6 +130,17 @@ def resize(arr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return np.clip(np.stack([np.asarray(c) for c in chans], axis=2), 0, 255).astype(np.float32)
 
 
+def resize_field(arr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Resize a signed HxWxC float field (no clipping): bicubic up, Lanczos down."""
+    h, w = hw
+    if arr.shape[:2] == (h, w):
+        return arr.astype(np.float32)
+    down = h * w < arr.shape[0] * arr.shape[1]
+    chans = [Image.fromarray(np.ascontiguousarray(arr[..., c], np.float32), mode="F")
+             .resize((w, h), Image.LANCZOS if down else Image.BICUBIC) for c in range(arr.shape[2])]
+    return np.stack([np.asarray(c) for c in chans], axis=2).astype(np.float32)
+
+
 def to_uint8(arr: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
 

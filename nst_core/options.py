@@ -43,8 +43,8 @@ class StyleOptions:
     """Options of one stylisation.  ``scope='engine'`` fields configure the model, not a pair."""
 
     size: int = _spec(512, "longest side of the output image in pixels", lo=16, hi=4096)
-    steps: int = _spec(20, "optimizer steps at the final (full-size) scale", lo=0, hi=100000)
-    coarse_steps: int = _spec(40, "optimizer steps at the coarsest scale of the coarse-to-fine schedule; "
+    steps: int = _spec(15, "optimizer steps at the final (full-size) scale", lo=0, hi=100000)
+    coarse_steps: int = _spec(30, "optimizer steps at the coarsest scale of the coarse-to-fine schedule; "
                               "each finer coarse scale gets half as many as the one before",
                               lo=0, hi=100000)
     num_scales: int = _spec(3, "scales of the coarse-to-fine schedule, each twice the side of the one "
