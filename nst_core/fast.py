@@ -39,7 +39,7 @@ import tensorflow as tf
 from nst_core import images, losses
 from nst_core.errors import InputError, NumericalError
 from nst_core.features import VGGFeatures, configure_devices, resolve_precision
-from nst_core.options import VGG_LAYERS, StyleOptions
+from nst_core.options import TRAIN_CROP, TRAIN_STEPS, VGG_LAYERS, StyleOptions
 from nst_core.stylizer import Result, versions
 from nst_core.weights import Weights, load_weights
 
@@ -249,9 +249,9 @@ def _loss_terms(feats: VGGFeatures, opts: StyleOptions, y, content_acts, style_t
 class TrainConfig:
     """How the network is trained (StyleOptions holds the loss settings)."""
 
-    steps: int = 400
+    steps: int = TRAIN_STEPS
     batch_size: int = 4
-    crop: int = 256
+    crop: int = TRAIN_CROP
     learning_rate: float = 1e-3
     log_every: int = 1
 
@@ -311,7 +311,9 @@ def train_style_network(style: images.ImageLike, contents: str | Sequence[images
                         options: StyleOptions | None = None, config: TrainConfig | None = None, *,
                         arch: Architecture | None = None, style_name: str | None = None,
                         weights: Weights | None = None, progress: TraceFn | None = None,
-                        content_names: Sequence[str] | None = None) -> tuple[keras.Model, dict[str, Any]]:
+                        content_names: Sequence[str] | None = None,
+                        snapshot: Callable[[int, keras.Model], None] | None = None,
+                        snapshot_steps: Sequence[int] = ()) -> tuple[keras.Model, dict[str, Any]]:
     """Train a style network; returns ``(model, figures)``.
 
     ``contents`` is a glob pattern, folder or path, or a list of paths/arrays; each step takes
@@ -319,7 +321,8 @@ def train_style_network(style: images.ImageLike, contents: str | Sequence[images
     ``options.size`` (the output size the network is meant for; the style Grams are taken at that
     scale too).  ``figures`` records what a model file keeps: steps, seconds, batch, crop, final
     and traced losses.  ``progress`` gets each trace entry.  ``content_names`` names contents given as
-    bytes or arrays (in the figures and error messages).
+    bytes or arrays (in the figures and error messages).  ``snapshot(step, model)`` is called after
+    each step listed in ``snapshot_steps`` (e.g. to save weights and chart quality against training time).
     """
     opts = options or StyleOptions()
     cfg = config or TrainConfig()
@@ -398,6 +401,10 @@ def train_style_network(style: images.ImageLike, contents: str | Sequence[images
             trace.append(entry)
         if progress is not None:
             progress(entry)
+        if snapshot is not None and step in snapshot_steps:
+            paused = time.perf_counter()
+            snapshot(step, model)
+            t0 += time.perf_counter() - paused  # the snapshot's own time is not training time
     seconds = time.perf_counter() - t0
     last = trace[-1]
     tail = trace[-max(1, len(trace) // 10):]

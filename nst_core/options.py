@@ -38,6 +38,13 @@ def _spec(default: Any, help: str, *, choices: tuple | None = None, lo: float | 
     return field(default=default, metadata=meta)
 
 
+# Fast-mode training defaults (nst_core.fast.TrainConfig, nst-train-style, the pipeline's --fast_* flags).
+# Measured on a 2-core AVX2 CPU (benchmarks/RESULTS.md): 450 steps of 4 x 128 px crops (~20 min) gave
+# the best held-out distances of 300 / 450 / 650 steps; a learning rate of 2e-3 learned slower than 1e-3.
+TRAIN_STEPS = 450
+TRAIN_CROP = 128
+
+
 @dataclass(frozen=True)
 class StyleOptions:
     """Options of one stylisation.  ``scope='engine'`` fields configure the model, not a pair."""

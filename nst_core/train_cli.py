@@ -27,15 +27,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a feed-forward style network (Johnson et al.) with the engine's Gatys losses; "
                     "then `nst-stylize --model STYLE.keras --content C --output O` stylises in one pass.",
         epilog="example: nst-train-style --style starry.jpg --contents 'photos/*.jpg' --output starry.keras "
-               "--steps 400 --batch-size 4 --crop 128")
+               "--steps 450 --batch-size 4 --crop 128")
     p.add_argument("--style", "--si", dest="style", required=True, help="style image")
     p.add_argument("--contents", action="append", required=True,
                    help="content images: a glob pattern (quote it), a folder or a file; repeat for more")
     p.add_argument("--output", "--o", dest="output", required=True, help="model file to write (.keras)")
-    p.add_argument("--steps", type=int, default=400, help="training steps (default: 400)")
+    p.add_argument("--steps", type=int, default=options.TRAIN_STEPS,
+                   help=f"training steps (default: {options.TRAIN_STEPS})")
     p.add_argument("--batch-size", type=int, default=4, help="crops per step (default: 4)")
-    p.add_argument("--crop", type=int, default=256, help="side of the random square crops, a multiple of 4 "
-                   "(default: 256)")
+    p.add_argument("--crop", type=int, default=options.TRAIN_CROP,
+                   help=f"side of the random square crops, a multiple of 4 (default: {options.TRAIN_CROP})")
     p.add_argument("--size", type=int, default=512, help="longest side of the images the network is meant "
                    "for: contents are scaled to it before cropping and the style Grams are taken at that "
                    "scale (default: 512)")

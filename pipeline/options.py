@@ -35,9 +35,9 @@ PIPELINE_FLAGS: dict[str, tuple[type, Any, str]] = {
     "models": (str, None, "folder (local or gs://) of trained .keras style networks (nst-train-style); one whose "
                           "style sha256 equals a style file's is used for that style instead of training"),
     "fast_min_rows": (int, 50, "auto mode: a style with at least this many rows goes fast"),
-    "fast_train_steps": (int, 300, "fast mode: training steps of a style network"),
+    "fast_train_steps": (int, engine_options.TRAIN_STEPS, "fast mode: training steps of a style network"),
     "fast_train_contents": (int, 16, "fast mode: contents of a style sampled (seeded) to train its network on"),
-    "fast_crop": (int, 256, "fast mode: side of the training crops, a multiple of 4 in 16..2048"),
+    "fast_crop": (int, engine_options.TRAIN_CROP, "fast mode: side of the training crops, a multiple of 4 in 16..2048"),
 }
 # Flags with a fixed set of values (checked by the pipeline, listed as a regex in the Flex Template metadata).
 PIPELINE_CHOICES: dict[str, tuple[str, ...]] = {"mode": ("optimize", "fast", "auto")}

@@ -36,6 +36,22 @@ def saved(trained, tmp_path_factory):
     return fast.save_style_network(trained[0], tmp_path_factory.mktemp("m") / "starry.keras")
 
 
+def test_snapshots_see_the_network_at_the_listed_steps():
+    content = images.resize(images.load_image(CONTENT), (32, 32))
+    seen: dict[int, list[np.ndarray]] = {}
+
+    def snapshot(step, model):
+        seen[step] = [w.copy() for w in model.get_weights()]
+
+    cfg = fast.TrainConfig(steps=4, batch_size=1, crop=32, learning_rate=0.01)
+    model, _ = fast.train_style_network(STYLE, [content], StyleOptions(size=32), cfg, arch=TINY,
+                                        snapshot=snapshot, snapshot_steps=(2, 4))
+    assert sorted(seen) == [2, 4]
+    final = model.get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(seen[4], final))
+    assert not all(np.array_equal(a, b) for a, b in zip(seen[2], final))  # weights moved after step 2
+
+
 def test_batch_gram_matches_numpy():
     rng = np.random.default_rng(0)
     f = rng.standard_normal((3, 5, 7, 4)).astype(np.float32)
