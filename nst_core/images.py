@@ -121,13 +121,9 @@ def fit_size(shape: tuple[int, int], longest: int) -> tuple[int, int]:
 
 def resize(arr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     """Resize float RGB 0..255 with a high-quality filter (Lanczos down, bicubic up)."""
-    h, w = hw
-    if arr.shape[:2] == (h, w):
+    if arr.shape[:2] == tuple(hw):
         return arr.astype(np.float32)
-    down = h * w < arr.shape[0] * arr.shape[1]
-    chans = [Image.fromarray(arr[..., c].astype(np.float32), mode="F")
-             .resize((w, h), Image.LANCZOS if down else Image.BICUBIC) for c in range(3)]
-    return np.clip(np.stack([np.asarray(c) for c in chans], axis=2), 0, 255).astype(np.float32)
+    return np.clip(resize_field(arr, hw), 0, 255)
 
 
 def resize_field(arr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
