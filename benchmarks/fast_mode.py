@@ -36,6 +36,10 @@ def main() -> int:
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--size", type=int, default=512, help="training scale (longest side)")
     ap.add_argument("--learning-rate", type=float, default=1e-3)
+    ap.add_argument("--style-boost", type=float, default=None,
+                    help="training style-weight multiplier (default: nst_core.options.TRAIN_STYLE_BOOST)")
+    ap.add_argument("--augment", choices=("on", "off"), default=None,
+                    help="zoom and colour jitter of the training crops (default: nst_core.options.TRAIN_AUGMENT)")
     ap.add_argument("--eval-size", type=int, default=512)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--model", default=str(OUT / "fast_starry.keras"))
@@ -73,8 +77,11 @@ def main() -> int:
                 print(f"  step {e['step']:4d} {e['seconds']:7.1f}s total {e['total']:.4f} content {e['content']:.3f} "
                       f"style {e['style']:.4f} tv {e['tv']:.4f}", flush=True)
 
+        extra: dict = {} if args.style_boost is None else {"style_boost": args.style_boost}
+        if args.augment is not None:
+            extra["augment"] = args.augment == "on"
         cfg = fast.TrainConfig(steps=args.steps, batch_size=args.batch_size, crop=args.crop,
-                               learning_rate=args.learning_rate)
+                               learning_rate=args.learning_rate, **extra)
         print(f"training on {[p.name for p in train]}: {cfg}", flush=True)
         snap_steps = [int(s) for s in args.snapshots.split(",") if s.strip()]
 
@@ -105,7 +112,7 @@ def main() -> int:
             res = fast.stylize_with_network(net, path, args.eval_size, compute_losses=False)
             total_s.append(time.perf_counter() - t0)
             net_s.append(res.network["network_seconds"])
-        out_png = OUT / f"fast_{path.stem}_{args.eval_size}.png"
+        out_png = OUT / f"{model_path.stem}_{path.stem}_{args.eval_size}.png"
         res.save(out_png)
         d_fast = distances(res.image, path, args.style, feats)
         d_none = distances(images.resize(arr, hw), path, args.style, feats)
@@ -143,7 +150,7 @@ def main() -> int:
             f"{p.name} {row[p.name]['content']:.3f}/{row[p.name]['style']:.3f}" for p in test), flush=True)
         snaps.append(row)
     report["snapshots"] = snaps
-    (OUT / "fast_mode.json").write_text(json.dumps(report, indent=1))
+    (OUT / f"{model_path.stem}.json").write_text(json.dumps(report, indent=1))
     return 0
 
 

@@ -43,6 +43,8 @@ def _spec(default: Any, help: str, *, choices: tuple | None = None, lo: float | 
 # the best held-out distances of 300 / 450 / 650 steps; a learning rate of 2e-3 learned slower than 1e-3.
 TRAIN_STEPS = 450
 TRAIN_CROP = 128
+TRAIN_STYLE_BOOST = 1.0
+TRAIN_AUGMENT = False
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from nst_core import InputError, StyleOptions, images
+from nst_core.options import TRAIN_AUGMENT, TRAIN_CROP, TRAIN_STEPS, TRAIN_STYLE_BOOST
 from pipeline import storage
 from pipeline.manifest import Pair
 from pipeline.options import PIPELINE_CHOICES
@@ -48,17 +49,22 @@ class FastConfig:
     mode: str = "optimize"
     models: str | None = None
     min_rows: int = 50
-    steps: int = 300
+    steps: int = TRAIN_STEPS
     contents: int = 16
-    crop: int = 256
+    crop: int = TRAIN_CROP
+    style_boost: float = TRAIN_STYLE_BOOST
+    augment: bool = TRAIN_AUGMENT
 
     @classmethod
     def from_options(cls, opts: Any) -> FastConfig:
         """From NSTPipelineOptions; InputError naming the flag that is wrong."""
         cfg = cls(mode=opts.mode, models=opts.models, min_rows=opts.fast_min_rows, steps=opts.fast_train_steps,
-                  contents=opts.fast_train_contents, crop=opts.fast_crop)
+                  contents=opts.fast_train_contents, crop=opts.fast_crop, style_boost=opts.fast_style_boost,
+                  augment=opts.fast_augment == "on")
         if cfg.mode not in MODES:
             raise InputError(f"--mode {cfg.mode!r}: expected one of {', '.join(MODES)}")
+        if opts.fast_augment not in PIPELINE_CHOICES["fast_augment"]:
+            raise InputError(f"--fast_augment {opts.fast_augment!r}: expected on or off")
         for flag, value in (("fast_min_rows", cfg.min_rows), ("fast_train_contents", cfg.contents)):
             if value is None or value < 1:
                 raise InputError(f"--{flag} {value}: expected 1 or more")
@@ -68,7 +74,7 @@ class FastConfig:
             return cfg
         from nst_core.fast import TrainConfig
 
-        for flag, field in (("fast_train_steps", "steps"), ("fast_crop", "crop")):
+        for flag, field in (("fast_train_steps", "steps"), ("fast_crop", "crop"), ("fast_style_boost", "style_boost")):
             try:
                 TrainConfig(**{field: getattr(cfg, field)})
             except InputError as e:
@@ -78,7 +84,7 @@ class FastConfig:
     def train_config(self):
         from nst_core.fast import TrainConfig
 
-        return TrainConfig(steps=self.steps, crop=self.crop)
+        return TrainConfig(steps=self.steps, crop=self.crop, style_boost=self.style_boost, augment=self.augment)
 
 
 # --- grouping ----------------------------------------------------------------------------------------
@@ -147,7 +153,8 @@ def models_index(folder: str) -> dict[str, tuple[str, str]]:
 def network_name(style_sha: str, options: StyleOptions, cfg: FastConfig) -> str:
     """The file stem of the network a run trains for this style, options and training settings."""
     blob = json.dumps({"options": options.to_dict(), "steps": cfg.steps, "crop": cfg.crop,
-                       "contents": cfg.contents}, sort_keys=True)
+                       "contents": cfg.contents, "style_boost": cfg.style_boost, "augment": cfg.augment},
+                      sort_keys=True)
     return f"{style_sha[:16]}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"
 
 

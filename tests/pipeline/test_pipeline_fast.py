@@ -14,7 +14,7 @@ from pipeline_helpers import FAST, make_image, read_jsonl, write_csv, write_json
 
 from nst_core import StyleOptions, fast
 from nst_core.images import read_png_text
-from pipeline.fastmode import key_by_style, route_groups
+from pipeline.fastmode import FastConfig, key_by_style, network_name, route_groups
 from pipeline.manifest import Pair
 from pipeline.run import UsageError, counters, resolve_options, run
 
@@ -155,9 +155,21 @@ def test_routing_blends_and_small_groups_go_to_optimize():
 @pytest.mark.parametrize("flags, needle", [(["--mode", "quick"], "--mode 'quick'"),
                                            (["--mode", "fast", "--fast_crop", "15"], "--fast_crop"),
                                            (["--mode", "fast", "--fast_train_steps", "0"], "--fast_train_steps"),
+                                           (["--mode", "fast", "--fast_style_boost", "0"], "--fast_style_boost"),
+                                           (["--mode", "fast", "--fast_augment", "yes"], "--fast_augment"),
                                            (["--mode", "auto", "--fast_min_rows", "0"], "--fast_min_rows"),
                                            (["--models", "/tmp"], "--models")])
 def test_bad_fast_flags_are_usage_errors(catalog, flags, needle):
     with pytest.raises(UsageError) as e:
         resolve_options(PipelineOptions(["--manifest", str(catalog / "fast.csv"), "--output", "/tmp/o", *flags]))
     assert needle in str(e.value)
+
+
+def test_network_name_follows_the_training_settings():
+    """A network trained otherwise (boost, augmentation, steps) is another file, never reused by mistake."""
+    opts = StyleOptions(size=64)
+    base = network_name("ab" * 32, opts, FastConfig(mode="fast"))
+    assert base == network_name("ab" * 32, opts, FastConfig(mode="fast"))
+    others = {network_name("ab" * 32, opts, FastConfig(mode="fast", **change))
+              for change in ({"style_boost": 2.0}, {"augment": not FastConfig.augment}, {"steps": 7})}
+    assert base not in others and len(others) == 3
