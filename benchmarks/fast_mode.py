@@ -38,8 +38,7 @@ def main() -> int:
     ap.add_argument("--learning-rate", type=float, default=1e-3)
     ap.add_argument("--style-boost", type=float, default=None,
                     help="training style-weight multiplier (default: nst_core.options.TRAIN_STYLE_BOOST)")
-    ap.add_argument("--augment", choices=("on", "off"), default=None,
-                    help="zoom and colour jitter of the training crops (default: nst_core.options.TRAIN_AUGMENT)")
+    ap.add_argument("--no-skip", action="store_true", help="plain Johnson output layer (Architecture(skip=False))")
     ap.add_argument("--eval-size", type=int, default=512)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--model", default=str(OUT / "fast_starry.keras"))
@@ -78,8 +77,6 @@ def main() -> int:
                       f"style {e['style']:.4f} tv {e['tv']:.4f}", flush=True)
 
         extra: dict = {} if args.style_boost is None else {"style_boost": args.style_boost}
-        if args.augment is not None:
-            extra["augment"] = args.augment == "on"
         cfg = fast.TrainConfig(steps=args.steps, batch_size=args.batch_size, crop=args.crop,
                                learning_rate=args.learning_rate, **extra)
         print(f"training on {[p.name for p in train]}: {cfg}", flush=True)
@@ -89,7 +86,8 @@ def main() -> int:
             model.save_weights(str(model_path.with_suffix(f".step{step}.weights.h5")))
 
         model, figures = fast.train_style_network(args.style, [str(p) for p in train], StyleOptions(size=args.size),
-                                                  cfg, style_name=args.style, progress=progress,
+                                                  cfg, arch=fast.Architecture(skip=not args.no_skip),
+                                                  style_name=args.style, progress=progress,
                                                   snapshot=snapshot, snapshot_steps=snap_steps)
         fast.save_style_network(model, model_path)
         net = fast.load_style_network(model_path)

@@ -39,7 +39,7 @@ import tensorflow as tf
 from nst_core import images, losses
 from nst_core.errors import InputError, NumericalError
 from nst_core.features import VGGFeatures, configure_devices, resolve_precision
-from nst_core.options import TRAIN_AUGMENT, TRAIN_CROP, TRAIN_STEPS, TRAIN_STYLE_BOOST, VGG_LAYERS, StyleOptions
+from nst_core.options import TRAIN_CROP, TRAIN_STEPS, TRAIN_STYLE_BOOST, VGG_LAYERS, StyleOptions
 from nst_core.stylizer import Result, versions
 from nst_core.weights import Weights, load_weights
 
@@ -257,9 +257,6 @@ class TrainConfig:
     # Training multiplies the style weight by this: a network trained on the plain Gatys weights stays
     # nearer the content than an optimised image of the same weights (it leaves flat regions flat).
     style_boost: float = TRAIN_STYLE_BOOST
-    # Random zoom and colour jitter of the crops: a sample of a few photos then stands for the many
-    # scales and palettes of a catalog (see _augment).
-    augment: bool = TRAIN_AUGMENT
 
     def __post_init__(self):
         if not 1 <= self.steps <= 1_000_000:
@@ -300,31 +297,6 @@ def _training_image(arr: np.ndarray, size: int, crop: int) -> np.ndarray:
     h, w = images.fit_size(arr.shape[:2], size)
     k = max(1.0, crop / min(h, w))
     return images.resize(arr, (max(crop, round(h * k)), max(crop, round(w * k))))
-
-
-# Augmentation ranges: zoom of the crop window (log-uniform), and for half the crops a shuffle of the
-# colour channels, a gamma (log-uniform) and per-channel gains: a network trained on a few warm photos
-# otherwise learns one fixed colour shift and paints a dark blue photo darker and bluer.
-ZOOM = (0.7, 1.4)
-GAMMA = (0.6, 2.2)
-GAIN = (0.8, 1.2)
-
-
-def _augment(img: np.ndarray, crop: int, rng: np.random.Generator) -> np.ndarray:
-    """A random ``crop`` x ``crop`` window of ``img`` at a random zoom, flipped half the time and
-    recoloured half the time."""
-    zoom = math.exp(rng.uniform(math.log(ZOOM[0]), math.log(ZOOM[1])))
-    side = min(img.shape[0], img.shape[1], max(8, round(crop * zoom)))
-    y0 = rng.integers(img.shape[0] - side + 1)
-    x0 = rng.integers(img.shape[1] - side + 1)
-    patch = images.resize(img[y0: y0 + side, x0: x0 + side], (crop, crop))
-    if rng.random() < 0.5:
-        patch = patch[:, ::-1]
-    if rng.random() < 0.5:
-        gamma = math.exp(rng.uniform(math.log(GAMMA[0]), math.log(GAMMA[1])))
-        gain = rng.uniform(GAIN[0], GAIN[1], size=3).astype(np.float32)
-        patch = np.clip(255.0 * (patch[..., rng.permutation(3)] / 255.0) ** gamma * gain, 0, 255)
-    return patch
 
 
 def _style_source(style: images.ImageLike, name: str) -> tuple[bytes, str]:
@@ -413,9 +385,6 @@ def train_style_network(style: images.ImageLike, contents: str | Sequence[images
         out = np.empty(shape, np.float32)
         for b in range(cfg.batch_size):
             img = pool[rng.integers(len(pool))]
-            if cfg.augment:
-                out[b] = _augment(img, cfg.crop, rng)
-                continue
             y0 = rng.integers(img.shape[0] - cfg.crop + 1)
             x0 = rng.integers(img.shape[1] - cfg.crop + 1)
             patch = img[y0: y0 + cfg.crop, x0: x0 + cfg.crop]
@@ -446,7 +415,7 @@ def train_style_network(style: images.ImageLike, contents: str | Sequence[images
     tail = trace[-max(1, len(trace) // 10):]
     figures = {
         "steps": cfg.steps, "batch_size": cfg.batch_size, "crop": cfg.crop, "learning_rate": cfg.learning_rate,
-        "style_boost": cfg.style_boost, "augment": cfg.augment,
+        "style_boost": cfg.style_boost,
         "seconds": round(seconds, 3), "first_step_seconds": round(first_step_s, 3),
         "seconds_per_step": round((seconds - first_step_s) / max(1, cfg.steps - 1), 4),
         "precision": precision, "style_target_side": side, "contents": names,

@@ -44,7 +44,6 @@ def _spec(default: Any, help: str, *, choices: tuple | None = None, lo: float | 
 TRAIN_STEPS = 450
 TRAIN_CROP = 128
 TRAIN_STYLE_BOOST = 1.0
-TRAIN_AUGMENT = False
 
 
 @dataclass(frozen=True)

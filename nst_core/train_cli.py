@@ -44,9 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style-boost", type=float, default=options.TRAIN_STYLE_BOOST,
                    help="training multiplies the style weight by this: a network trained on the plain weights "
                         f"stays nearer the content than an optimised image (default: {options.TRAIN_STYLE_BOOST})")
-    p.add_argument("--augment", choices=("on", "off"), default="on" if options.TRAIN_AUGMENT else "off",
-                   help="random zoom and recolouring of the training crops, so a few photos stand for contents "
-                        "of other palettes and scales (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the weights and crops (default: 0)")
     p.add_argument("--width", type=int, default=32, help="channels of the network's first layer (default: 32)")
     p.add_argument("--blocks", type=int, default=5, help="residual blocks (default: 5)")
@@ -106,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
         cfg = fast.TrainConfig(steps=args.steps, batch_size=args.batch_size, crop=args.crop,
                                learning_rate=args.learning_rate, log_every=max(1, args.log_every),
-                               style_boost=args.style_boost, augment=args.augment == "on")
+                               style_boost=args.style_boost)
         arch = fast.Architecture(width=args.width, blocks=args.blocks, skip=not args.no_skip)
         contents = fast.expand_contents(args.contents)
         for c in contents:

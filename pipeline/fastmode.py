@@ -31,7 +31,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from nst_core import InputError, StyleOptions, images
-from nst_core.options import TRAIN_AUGMENT, TRAIN_CROP, TRAIN_STEPS, TRAIN_STYLE_BOOST
+from nst_core.options import TRAIN_CROP, TRAIN_STEPS, TRAIN_STYLE_BOOST
 from pipeline import storage
 from pipeline.manifest import Pair
 from pipeline.options import PIPELINE_CHOICES
@@ -53,18 +53,14 @@ class FastConfig:
     contents: int = 16
     crop: int = TRAIN_CROP
     style_boost: float = TRAIN_STYLE_BOOST
-    augment: bool = TRAIN_AUGMENT
 
     @classmethod
     def from_options(cls, opts: Any) -> FastConfig:
         """From NSTPipelineOptions; InputError naming the flag that is wrong."""
         cfg = cls(mode=opts.mode, models=opts.models, min_rows=opts.fast_min_rows, steps=opts.fast_train_steps,
-                  contents=opts.fast_train_contents, crop=opts.fast_crop, style_boost=opts.fast_style_boost,
-                  augment=opts.fast_augment == "on")
+                  contents=opts.fast_train_contents, crop=opts.fast_crop, style_boost=opts.fast_style_boost)
         if cfg.mode not in MODES:
             raise InputError(f"--mode {cfg.mode!r}: expected one of {', '.join(MODES)}")
-        if opts.fast_augment not in PIPELINE_CHOICES["fast_augment"]:
-            raise InputError(f"--fast_augment {opts.fast_augment!r}: expected on or off")
         for flag, value in (("fast_min_rows", cfg.min_rows), ("fast_train_contents", cfg.contents)):
             if value is None or value < 1:
                 raise InputError(f"--{flag} {value}: expected 1 or more")
@@ -84,7 +80,7 @@ class FastConfig:
     def train_config(self):
         from nst_core.fast import TrainConfig
 
-        return TrainConfig(steps=self.steps, crop=self.crop, style_boost=self.style_boost, augment=self.augment)
+        return TrainConfig(steps=self.steps, crop=self.crop, style_boost=self.style_boost)
 
 
 # --- grouping ----------------------------------------------------------------------------------------
@@ -153,7 +149,7 @@ def models_index(folder: str) -> dict[str, tuple[str, str]]:
 def network_name(style_sha: str, options: StyleOptions, cfg: FastConfig) -> str:
     """The file stem of the network a run trains for this style, options and training settings."""
     blob = json.dumps({"options": options.to_dict(), "steps": cfg.steps, "crop": cfg.crop,
-                       "contents": cfg.contents, "style_boost": cfg.style_boost, "augment": cfg.augment},
+                       "contents": cfg.contents, "style_boost": cfg.style_boost},
                       sort_keys=True)
     return f"{style_sha[:16]}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"
 

@@ -41,12 +41,9 @@ PIPELINE_FLAGS: dict[str, tuple[type, Any, str]] = {
     "fast_style_boost": (float, engine_options.TRAIN_STYLE_BOOST,
                          "fast mode: training multiplies the style weight by this (a network stays nearer the "
                          "content than an optimised image of the same weights)"),
-    "fast_augment": (str, "on" if engine_options.TRAIN_AUGMENT else "off",
-                     "fast mode: on = random zoom and recolouring of the training crops (a network trained on a "
-                     "few photos then also suits contents of other palettes and scales)"),
 }
 # Flags with a fixed set of values (checked by the pipeline, listed as a regex in the Flex Template metadata).
-PIPELINE_CHOICES: dict[str, tuple[str, ...]] = {"mode": ("optimize", "fast", "auto"), "fast_augment": ("on", "off")}
+PIPELINE_CHOICES: dict[str, tuple[str, ...]] = {"mode": ("optimize", "fast", "auto")}
 
 
 class _UnderscoreAliases:

@@ -26,7 +26,7 @@ def trained():
     """A tiny network trained on one fixed 32px crop: every step sees the same batch (up to flips)."""
     content = images.resize(images.load_image(CONTENT), (32, 32))
     opts = StyleOptions(size=32)
-    cfg = fast.TrainConfig(steps=25, batch_size=2, crop=32, learning_rate=0.01, augment=False)
+    cfg = fast.TrainConfig(steps=25, batch_size=2, crop=32, learning_rate=0.01)
     model, figures = fast.train_style_network(STYLE, [content], opts, cfg, arch=TINY, style_name=str(STYLE))
     return model, figures, content
 
@@ -56,22 +56,6 @@ def test_snapshots_see_the_network_at_the_listed_steps():
     final = model.get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(seen[4], final))
     assert not all(np.array_equal(a, b) for a, b in zip(seen[2], final))  # weights moved after step 2
-
-
-def test_augmented_crops_vary_zoom_and_palette():
-    """Training crops: the right shape and range, repeatable per seed, zoomed and recoloured."""
-    img = np.zeros((96, 160, 3), np.float32)
-    img[..., 0] = np.linspace(40, 250, 160)[None, :]  # a red ramp: zoom changes its slope, shuffles its hue
-    crops = [fast._augment(img, 32, np.random.default_rng(7)) for _ in range(2)]
-    assert np.array_equal(crops[0], crops[1])
-    rng = np.random.default_rng(0)
-    many = [fast._augment(img, 32, rng) for _ in range(60)]
-    assert all(c.shape == (32, 32, 3) and c.dtype == np.float32 and c.min() >= 0 and c.max() <= 255 for c in many)
-    dominant = {int(np.argmax(c.reshape(-1, 3).mean(0))) for c in many}
-    assert dominant == {0, 1, 2}  # the red ramp also shows up green and blue
-    slopes = {round(float(np.abs(np.diff(c[..., c.reshape(-1, 3).mean(0).argmax()], axis=1)).mean()), 1)
-              for c in many}
-    assert len(slopes) > 5  # windows of different sizes scaled to the crop
 
 
 def test_batch_gram_matches_numpy():

@@ -156,7 +156,6 @@ def test_routing_blends_and_small_groups_go_to_optimize():
                                            (["--mode", "fast", "--fast_crop", "15"], "--fast_crop"),
                                            (["--mode", "fast", "--fast_train_steps", "0"], "--fast_train_steps"),
                                            (["--mode", "fast", "--fast_style_boost", "0"], "--fast_style_boost"),
-                                           (["--mode", "fast", "--fast_augment", "yes"], "--fast_augment"),
                                            (["--mode", "auto", "--fast_min_rows", "0"], "--fast_min_rows"),
                                            (["--models", "/tmp"], "--models")])
 def test_bad_fast_flags_are_usage_errors(catalog, flags, needle):
@@ -166,10 +165,10 @@ def test_bad_fast_flags_are_usage_errors(catalog, flags, needle):
 
 
 def test_network_name_follows_the_training_settings():
-    """A network trained otherwise (boost, augmentation, steps) is another file, never reused by mistake."""
+    """A network trained otherwise (boost, steps, crop) is another file, never reused by mistake."""
     opts = StyleOptions(size=64)
     base = network_name("ab" * 32, opts, FastConfig(mode="fast"))
     assert base == network_name("ab" * 32, opts, FastConfig(mode="fast"))
     others = {network_name("ab" * 32, opts, FastConfig(mode="fast", **change))
-              for change in ({"style_boost": 2.0}, {"augment": not FastConfig.augment}, {"steps": 7})}
+              for change in ({"style_boost": 2.0}, {"crop": 64}, {"steps": 7})}
     assert base not in others and len(others) == 3
