@@ -38,7 +38,7 @@ def main() -> int:
     ap.add_argument("--learning-rate", type=float, default=1e-3)
     ap.add_argument("--style-boost", type=float, default=None,
                     help="training style-weight multiplier (default: nst_core.options.TRAIN_STYLE_BOOST)")
-    ap.add_argument("--no-skip", action="store_true", help="plain Johnson output layer (Architecture(skip=False))")
+    ap.add_argument("--skip", action="store_true", help="identity-skip output layer (Architecture(skip=True))")
     ap.add_argument("--eval-size", type=int, default=512)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--model", default=str(OUT / "fast_starry.keras"))
@@ -86,7 +86,7 @@ def main() -> int:
             model.save_weights(str(model_path.with_suffix(f".step{step}.weights.h5")))
 
         model, figures = fast.train_style_network(args.style, [str(p) for p in train], StyleOptions(size=args.size),
-                                                  cfg, arch=fast.Architecture(skip=not args.no_skip),
+                                                  cfg, arch=fast.Architecture(skip=args.skip),
                                                   style_name=args.style, progress=progress,
                                                   snapshot=snapshot, snapshot_steps=snap_steps)
         fast.save_style_network(model, model_path)

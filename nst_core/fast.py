@@ -8,9 +8,10 @@ stylises an image of any size in a fraction of a second.
 
 Network: reflect-padded convs with instance norm, two stride-2 downsamplings, residual blocks,
 nearest-neighbour upsampling followed by a conv (no transposed convs: no checkerboard), and
-``255 * sigmoid(...)`` output.  With ``skip`` (the default) the output layer adds its result to
-the logit of the input and starts at zero, so an untrained network is the identity: short
-CPU-sized training runs start from the content and only have to learn the style.
+``255 * sigmoid(...)`` output made from the features alone (Johnson et al.).  With ``skip`` the
+output layer instead adds its result to the logit of the input and starts at zero (an untrained
+network is the identity); measured, that network learns one colour shift from its training photos
+and misapplies it to contents of another palette (benchmarks/RESULTS.md), so it is off by default.
 
 Files are ordinary ``.keras`` zips with two extra entries: ``nst_fast.json`` (format marker and
 version, style name and sha256, options, architecture, training figures and loss trace) and the
@@ -120,7 +121,7 @@ class Architecture:
 
     width: int = 32
     blocks: int = 5
-    skip: bool = True
+    skip: bool = False  # True: output = sigmoid(logit(input) + residual); measured worse (RESULTS.md)
 
     def __post_init__(self):
         if not 4 <= self.width <= 256:
@@ -254,8 +255,8 @@ class TrainConfig:
     crop: int = TRAIN_CROP
     learning_rate: float = 1e-3
     log_every: int = 1
-    # Training multiplies the style weight by this: a network trained on the plain Gatys weights stays
-    # nearer the content than an optimised image of the same weights (it leaves flat regions flat).
+    # Training multiplies the style weight by this: a network trades content for style differently from
+    # an optimised image of the same weights (measured default: nst_core.options.TRAIN_STYLE_BOOST).
     style_boost: float = TRAIN_STYLE_BOOST
 
     def __post_init__(self):

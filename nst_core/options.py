@@ -39,11 +39,13 @@ def _spec(default: Any, help: str, *, choices: tuple | None = None, lo: float | 
 
 
 # Fast-mode training defaults (nst_core.fast.TrainConfig, nst-train-style, the pipeline's --fast_* flags).
-# Measured on a 2-core AVX2 CPU (benchmarks/RESULTS.md): 450 steps of 4 x 128 px crops (~20 min) gave
+# Measured on a 2-core AVX2 CPU (benchmarks/RESULTS.md): 450 steps of 4 x 128 px crops (~16-20 min) gave
 # the best held-out distances of 300 / 450 / 650 steps; a learning rate of 2e-3 learned slower than 1e-3.
+# The style boost: the (plain-output) network at the engine's style weight went past the style target
+# but lost more content than optimize mode; of 0.25 / 0.35 / 0.5, 0.35 met both on both held-out photos.
 TRAIN_STEPS = 450
 TRAIN_CROP = 128
-TRAIN_STYLE_BOOST = 1.0
+TRAIN_STYLE_BOOST = 0.35
 
 
 @dataclass(frozen=True)
