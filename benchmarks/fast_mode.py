@@ -25,19 +25,20 @@ sys.path.insert(0, str(ROOT))
 OUT = HERE / "out"
 SHARED = ROOT.parent / "shared" / "images" / "content"
 
+from nst_core.options import TRAIN_CROP, TRAIN_STEPS, TRAIN_STYLE_BOOST  # noqa: E402 (no TensorFlow import)
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--style", default=str(ROOT / "samples" / "style" / "starry_night.jpg"))
     ap.add_argument("--contents", default=str(SHARED))
     ap.add_argument("--hold-out", default="astronaut.png,rocket.jpg", help="comma list of held-out file names")
-    ap.add_argument("--steps", type=int, default=450)  # nst_core.options.TRAIN_STEPS
+    ap.add_argument("--steps", type=int, default=TRAIN_STEPS)
     ap.add_argument("--batch-size", type=int, default=4)
-    ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--crop", type=int, default=TRAIN_CROP)
     ap.add_argument("--size", type=int, default=512, help="training scale (longest side)")
     ap.add_argument("--learning-rate", type=float, default=1e-3)
-    ap.add_argument("--style-boost", type=float, default=None,
-                    help="training style-weight multiplier (default: nst_core.options.TRAIN_STYLE_BOOST)")
+    ap.add_argument("--style-boost", type=float, default=TRAIN_STYLE_BOOST, help="training style-weight multiplier")
     ap.add_argument("--skip", action="store_true", help="identity-skip output layer (Architecture(skip=True))")
     ap.add_argument("--eval-size", type=int, default=512)
     ap.add_argument("--repeats", type=int, default=3)
@@ -47,6 +48,7 @@ def main() -> int:
     ap.add_argument("--snapshots", default="", help="comma list of training steps at which to also score "
                     "the network (quality against training time)")
     args = ap.parse_args()
+    snap_steps = [int(s) for s in args.snapshots.split(",") if s.strip()]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
     import numpy as np
@@ -76,11 +78,9 @@ def main() -> int:
                 print(f"  step {e['step']:4d} {e['seconds']:7.1f}s total {e['total']:.4f} content {e['content']:.3f} "
                       f"style {e['style']:.4f} tv {e['tv']:.4f}", flush=True)
 
-        extra: dict = {} if args.style_boost is None else {"style_boost": args.style_boost}
         cfg = fast.TrainConfig(steps=args.steps, batch_size=args.batch_size, crop=args.crop,
-                               learning_rate=args.learning_rate, **extra)
+                               learning_rate=args.learning_rate, style_boost=args.style_boost)
         print(f"training on {[p.name for p in train]}: {cfg}", flush=True)
-        snap_steps = [int(s) for s in args.snapshots.split(",") if s.strip()]
 
         def snapshot(step: int, model) -> None:
             model.save_weights(str(model_path.with_suffix(f".step{step}.weights.h5")))
@@ -132,7 +132,7 @@ def main() -> int:
         rows.append(row)
     report["rows"] = rows
     snaps = []
-    for step in [int(s) for s in args.snapshots.split(",") if s.strip()]:
+    for step in snap_steps:
         weights_file = model_path.with_suffix(f".step{step}.weights.h5")
         if not weights_file.exists():
             continue

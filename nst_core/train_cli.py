@@ -42,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "scale (default: 512)")
     p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default: 0.001)")
     p.add_argument("--style-boost", type=float, default=options.TRAIN_STYLE_BOOST,
-                   help="training multiplies the style weight by this: a network trained on the plain weights "
-                        f"stays nearer the content than an optimised image (default: {options.TRAIN_STYLE_BOOST})")
+                   help="training multiplies the style weight by this: a network trades content for style "
+                        "differently from an optimised image of the same weights, so the style weight that suits "
+                        f"optimize mode is not the one that suits training (default: {options.TRAIN_STYLE_BOOST})")
     p.add_argument("--seed", type=int, default=0, help="random seed of the weights and crops (default: 0)")
     p.add_argument("--width", type=int, default=32, help="channels of the network's first layer (default: 32)")
     p.add_argument("--blocks", type=int, default=5, help="residual blocks (default: 5)")

@@ -39,8 +39,8 @@ PIPELINE_FLAGS: dict[str, tuple[type, Any, str]] = {
     "fast_train_contents": (int, 16, "fast mode: contents of a style sampled (seeded) to train its network on"),
     "fast_crop": (int, engine_options.TRAIN_CROP, "fast mode: side of the training crops, a multiple of 4 in 16..2048"),
     "fast_style_boost": (float, engine_options.TRAIN_STYLE_BOOST,
-                         "fast mode: training multiplies the style weight by this (a network stays nearer the "
-                         "content than an optimised image of the same weights)"),
+                         "fast mode: training multiplies the style weight by this (a network trades content for "
+                         "style differently from an optimised image of the same weights)"),
 }
 # Flags with a fixed set of values (checked by the pipeline, listed as a regex in the Flex Template metadata).
 PIPELINE_CHOICES: dict[str, tuple[str, ...]] = {"mode": ("optimize", "fast", "auto")}
