@@ -69,6 +69,10 @@ class VGGFeatures:
         self.pooling = pooling
         self.kernels = {name: tf.constant(k, self.dtype) for name, (k, _) in weights.items()}
         self.biases = {name: tf.constant(b, self.dtype) for name, (_, b) in weights.items()}
+        # The input gradient of a stride-1 SAME 3x3 conv is a forward conv of the output gradient
+        # with the kernel rotated 180 degrees and its channels swapped.
+        self.kernels_t = {name: tf.constant(np.ascontiguousarray(np.transpose(k, (0, 1, 3, 2))[::-1, ::-1]),
+                                            self.dtype) for name, (k, _) in weights.items()}
 
     def __call__(self, rgb: tf.Tensor, layers: tuple[str, ...]) -> dict[str, tf.Tensor]:
         last = max(VGG_LAYERS.index(name) for name in layers)
@@ -79,12 +83,51 @@ class VGGFeatures:
         for name in VGG_LAYERS[: last + 1]:
             if not name.startswith(block):
                 block = name.split("_")[0]
-                pool = tf.nn.max_pool2d if self.pooling == "max" else tf.nn.avg_pool2d
-                x = pool(x, 2, 2, "SAME")  # SAME: odd sides keep their last row, 1px sides work
-            x = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, self.kernels[name], 1, "SAME"), self.biases[name]))
+                # SAME: odd sides keep their last row, 1px sides work
+                x = max_pool(x) if self.pooling == "max" else tf.nn.avg_pool2d(x, 2, 2, "SAME")
+            x = conv_relu(x, self.kernels[name], self.kernels_t[name], self.biases[name])
             if name in layers:
                 out[name] = x
         return out
+
+
+def conv_relu(x: tf.Tensor, kernel: tf.Tensor, kernel_t: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
+    """relu(conv3x3(x) + b), whose input gradient is a forward conv with ``kernel_t``.
+
+    TensorFlow's own input gradient (Conv2DBackpropInput) ran at 53-133 GFLOP/s on a 2-core
+    AVX2 CPU where the forward conv ran at 137-172 (64->64 channels at 512 px: 362 vs 141 ms);
+    the kernels are constants, so their gradient is never needed.
+    """
+
+    @tf.custom_gradient
+    def f(x):
+        y = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "SAME"), bias))
+
+        def grad(dy):
+            return tf.nn.conv2d(tf.where(y > 0, dy, tf.zeros_like(dy)), kernel_t, 1, "SAME")
+
+        return y, grad
+
+    return f(x)
+
+
+@tf.custom_gradient
+def max_pool(x: tf.Tensor) -> tf.Tensor:
+    """2x2 SAME max pooling whose gradient goes to every position equal to its window's maximum.
+
+    3.5x faster than TensorFlow's MaxPoolGrad on CPU (512x512x64: 48 vs 165 ms).  Ties only
+    occur between zeros of a relu output, where the relu's own gradient is zero anyway.
+    """
+    y = tf.nn.max_pool2d(x, 2, 2, "SAME")
+
+    def grad(dy):
+        s, h2, w2 = tf.shape(x), tf.shape(y)[1], tf.shape(y)[2]
+        xp = tf.pad(x, [[0, 0], [0, 2 * h2 - s[1]], [0, 2 * w2 - s[2]], [0, 0]])
+        windows = tf.reshape(xp, [s[0], h2, 2, w2, 2, s[3]])
+        hit = tf.cast(tf.equal(windows, y[:, :, None, :, None, :]), dy.dtype)
+        return tf.reshape(hit * dy[:, :, None, :, None, :], tf.shape(xp))[:, : s[1], : s[2], :]
+
+    return y, grad
 
 
 def conv_flops(hw: tuple[int, int], deepest: str) -> float:
