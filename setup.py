@@ -21,8 +21,8 @@ setup(
     install_requires=REQUIREMENTS,
     entry_points={
         "console_scripts": [
-            "nst-stylize=nst_core.cli:main",
-            "nst-train-style=nst_core.train_cli:main",
+            "nst-stylize=nst_core.cli:entry",
+            "nst-train-style=nst_core.train_cli:entry",
             "nst-pipeline=pipeline.run:main",
         ]
     },

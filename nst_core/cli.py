@@ -7,6 +7,7 @@ Exit codes: 0 done; 2 usage error or bad input (one line naming the input and th
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -163,5 +164,18 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_OK
 
 
+def exit_fast(rc: int) -> None:
+    """Exit without the interpreter's teardown: with TensorFlow loaded it took ~0.6 s of a 14 s
+    run (measured at 256px).  Only for console entry points, after every output file is closed."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
+
+
+def entry() -> None:
+    """The ``nst-stylize`` console script: :func:`main`, then :func:`exit_fast`."""
+    exit_fast(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -154,6 +155,24 @@ class Stylizer:
         self._loss_fns[key] = fn
         return fn
 
+    def _trace_ahead(self, option_sets: list[StyleOptions], precision: str) -> None:
+        """Trace the loss functions this pair will need in a background thread.
+
+        Tracing is Python work (~0.5 s per function on a 2-core CPU) and a step is TensorFlow
+        work that releases the GIL, so the shallow final scale's function gets traced while the
+        coarse scales run, and the first one while the first targets are computed.
+        """
+        fns = [self._loss_fn(o, precision) for o in option_sets]
+
+        def trace() -> None:
+            try:
+                for f in fns:
+                    f.get_concrete_function()
+            except Exception:  # noqa: BLE001  the first real call traces again and reports it
+                pass
+
+        threading.Thread(target=trace, name="nst-trace-ahead", daemon=True).start()
+
     def _loss_only(self, opts: StyleOptions, precision: str):
         return self._loss_fn(opts, precision, grad=False)
 
@@ -241,6 +260,7 @@ class Stylizer:
         x: np.ndarray | None = None
         schedule = opts.schedule()
         refine = opts.refine_options()
+        self._trace_ahead([opts] + ([refine] if refine is not None and len(schedule) > 1 else []), precision)
         curvature: optimize.Curvature = []
         for idx, (longest, steps) in enumerate(schedule):
             last = idx == len(schedule) - 1

@@ -137,5 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_OK
 
 
+def entry() -> None:
+    """The ``nst-train-style`` console script: :func:`main`, then a fast exit (see cli.exit_fast)."""
+    from nst_core.cli import exit_fast
+
+    exit_fast(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

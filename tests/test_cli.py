@@ -63,3 +63,21 @@ def test_blend_of_styles(tmp_path):
     rc = cli.main(["--ci", str(CONTENT), "--si", str(STYLE), "--si", str(STYLE.parent / "the_scream.jpg"),
                    "--style-weights", "2,1", "--o", str(out), *FAST])
     assert rc == 0 and out.is_file()
+
+
+def test_console_script_writes_everything_before_its_fast_exit(tmp_path):
+    """nst-stylize skips the interpreter's teardown (os._exit): its outputs must still be whole."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / "nst-stylize"
+    out, metrics = tmp_path / "o.png", tmp_path / "m.json"
+    ok = subprocess.run([str(exe), "--ci", str(CONTENT), "--si", str(STYLE), "--o", str(out), *FAST,
+                         "--metrics", str(metrics)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert max(images.load_image(out).shape[:2]) == 32
+    assert json.loads(metrics.read_text())["steps"] == 10
+    bad = subprocess.run([str(exe), "--ci", str(tmp_path / "missing.jpg"), "--si", str(STYLE), "--o", str(out)],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "missing.jpg" in bad.stderr
