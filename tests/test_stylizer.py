@@ -23,9 +23,16 @@ def test_same_seed_same_image(stylizer):
     assert not np.array_equal(a, c)
 
 
-def test_128px_run_moves_style_down_and_keeps_content(stylizer, features32, tmp_path):
+@pytest.mark.parametrize("precision", ["auto", "bfloat16"])
+def test_128px_run_moves_style_down_and_keeps_content(stylizer, features32, tmp_path, precision):
+    """Also in mixed bfloat16, which ``auto`` picks on AMX CPUs (on others it is emulated, but the
+    engine's own gradients keep it about as fast as float32)."""
+    from nst_core import Stylizer
+
     o = StyleOptions(size=128, steps=60, coarse_steps=15, min_size=64)  # 30 steps at 64px
-    r = stylizer.stylize(CONTENT, STYLE, o)
+    engine = stylizer if precision == "auto" else Stylizer(o.replace(precision=precision))
+    r = engine.stylize(CONTENT, STYLE, o)
+    assert r.precision == engine.precision
     out = tmp_path / "out.png"
     r.save(out)
     before = distances(images.resize(images.load_image(CONTENT), r.image.shape[:2]), CONTENT, STYLE, features32)
