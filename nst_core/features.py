@@ -104,7 +104,12 @@ def conv_relu(x: tf.Tensor, kernel: tf.Tensor, kernel_t: tf.Tensor, bias: tf.Ten
         y = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "SAME"), bias))
 
         def grad(dy):
-            return tf.nn.conv2d(tf.where(y > 0, dy, tf.zeros_like(dy)), kernel_t, 1, "SAME")
+            dz = tf.where(y > 0, dy, tf.zeros_like(dy))
+            if kernel.shape[2] <= 4 and kernel.dtype == tf.float32:  # the 3-channel first layer: there
+                # TensorFlow's own is faster (18 vs 46 ms at 512 px), in float32 only (bf16 is emulated)
+                return tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=kernel, out_backprop=dz,
+                                                      strides=[1, 1, 1, 1], padding="SAME")
+            return tf.nn.conv2d(dz, kernel_t, 1, "SAME")
 
         return y, grad
 
