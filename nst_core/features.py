@@ -94,9 +94,10 @@ class VGGFeatures:
 def conv_relu(x: tf.Tensor, kernel: tf.Tensor, kernel_t: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
     """relu(conv3x3(x) + b), whose input gradient is a forward conv with ``kernel_t``.
 
-    TensorFlow's own input gradient (Conv2DBackpropInput) ran at 53-133 GFLOP/s on a 2-core
-    AVX2 CPU where the forward conv ran at 137-172 (64->64 channels at 512 px: 362 vs 141 ms);
-    the kernels are constants, so their gradient is never needed.
+    TensorFlow's own input gradient (Conv2DBackpropInput) ran at 51-134 GFLOP/s on a 2-core
+    AVX2 CPU where the forward conv ran at 136-171 (64->64 channels at 512 px: 378 vs 139 ms;
+    ``benchmarks/vgg_ops.py``); the kernels are constants, so their gradient is never needed.
+    The 3-channel first layer is the exception: there TensorFlow's is faster (18 vs 46 ms).
     """
 
     @tf.custom_gradient
@@ -105,8 +106,7 @@ def conv_relu(x: tf.Tensor, kernel: tf.Tensor, kernel_t: tf.Tensor, bias: tf.Ten
 
         def grad(dy):
             dz = tf.where(y > 0, dy, tf.zeros_like(dy))
-            if kernel.shape[2] <= 4 and kernel.dtype == tf.float32:  # the 3-channel first layer: there
-                # TensorFlow's own is faster (18 vs 46 ms at 512 px), in float32 only (bf16 is emulated)
+            if kernel.shape[2] <= 4 and kernel.dtype == tf.float32:  # the first layer (measured in float32)
                 return tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=kernel, out_backprop=dz,
                                                       strides=[1, 1, 1, 1], padding="SAME")
             return tf.nn.conv2d(dz, kernel_t, 1, "SAME")
@@ -120,7 +120,8 @@ def conv_relu(x: tf.Tensor, kernel: tf.Tensor, kernel_t: tf.Tensor, bias: tf.Ten
 def max_pool(x: tf.Tensor) -> tf.Tensor:
     """2x2 SAME max pooling whose gradient goes to every position equal to its window's maximum.
 
-    3.5x faster than TensorFlow's MaxPoolGrad on CPU (512x512x64: 48 vs 165 ms).  Ties only
+    Faster than TensorFlow's MaxPoolGrad on CPU (512x512x64: 38 vs 164 ms; 86 ms at odd sides,
+    which need a pad).  Ties only
     occur between zeros of a relu output, where the relu's own gradient is zero anyway.
     """
     y = tf.nn.max_pool2d(x, 2, 2, "SAME")

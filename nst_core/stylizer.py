@@ -260,7 +260,7 @@ class Stylizer:
         x: np.ndarray | None = None
         schedule = opts.schedule()
         refine = opts.refine_options()
-        self._trace_ahead([opts] + ([refine] if refine is not None and len(schedule) > 1 else []), precision)
+        self._trace_ahead([opts] + ([refine] if refine is not None else []), precision)
         curvature: optimize.Curvature = []
         for idx, (longest, steps) in enumerate(schedule):
             last = idx == len(schedule) - 1
