@@ -36,6 +36,13 @@ from machine import cpu_id  # noqa: E402
 PEER_DIR = HERE / "peer"
 RESULTS = PEER_DIR / "peer_results.json"
 TIMING = PEER_DIR / "peer_timing.json"
+SCRATCH = Path(os.environ.get("TMPDIR", "/tmp"))  # images of runs that are only timed
+
+
+def peer_cmd(exe: Path, content: Path, style: Path, out: Path, size: int, steps: int) -> list[str]:
+    """The peer's command line: its defaults, seeded, on the CPU."""
+    return [str(exe), "--content", str(content), "--styles", str(style), "--output", str(out),
+            "--size", str(size), "--num-steps", str(steps), "--seed", "0", "--device", "cpu"]
 
 
 def timed(cmd: list[str]) -> float:
@@ -49,9 +56,7 @@ def estimate(exe: Path, content: Path, style: Path, size: int, steps: int, short
     a, b = short
     walls = []
     for n in (a, b):
-        out = Path(os.environ.get("TMPDIR", "/tmp")) / f"peer_estimate_{n}.png"
-        walls.append(timed([str(exe), "--content", str(content), "--styles", str(style), "--output", str(out),
-                            "--size", str(size), "--num-steps", str(n), "--seed", "0", "--device", "cpu"]))
+        walls.append(timed(peer_cmd(exe, content, style, SCRATCH / f"peer_estimate_{n}.png", size, n)))
     per_step = (walls[1] - walls[0]) / (b - a)
     fixed = walls[0] - a * per_step
     return {"wall_s": round(fixed + steps * per_step, 1), "seconds_per_step": round(per_step, 4),
@@ -61,9 +66,11 @@ def estimate(exe: Path, content: Path, style: Path, size: int, steps: int, short
 
 def measure(exe: Path, content: Path, style: Path, size: int, steps: int) -> dict:
     """This CPU's wall time of a full ``steps``-step peer run (its image is thrown away)."""
-    out = Path(os.environ.get("TMPDIR", "/tmp")) / "peer_measure.png"
-    wall = timed([str(exe), "--content", str(content), "--styles", str(style), "--output", str(out),
-                  "--size", str(size), "--num-steps", str(steps), "--seed", "0", "--device", "cpu"])
+    return measured(timed(peer_cmd(exe, content, style, SCRATCH / "peer_measure.png", size, steps)), steps)
+
+
+def measured(wall: float, steps: int) -> dict:
+    """A peer_timing.json entry for a timed full run."""
     return {"wall_s": round(wall, 1), "how": "measured", "steps": steps, "date": time.strftime("%Y-%m-%d")}
 
 
@@ -90,7 +97,7 @@ def main() -> int:
     here = timing.setdefault(cpu_id(), {})
     exe = Path(args.venv) / "bin" / "pastiche"
     if args.estimate or args.measure:
-        short = tuple(int(v) for v in args.estimate.split(",")) if args.estimate else (0, 0)
+        short = tuple(int(v) for v in args.estimate.split(",")) if args.estimate else None
         for name, (content, style) in PAIRS.items():
             for size in sizes:
                 if args.pair and name not in args.pair:
@@ -110,15 +117,14 @@ def main() -> int:
             rerun_image = args.images_only and key in results and not out.exists()
             if key in results and not args.force and not rerun_image:
                 continue
-            cmd = [str(exe), "--content", str(content), "--styles", str(style), "--output", str(out),
-                   "--size", str(size), "--num-steps", str(args.steps), "--seed", "0", "--device", "cpu"]
+            cmd = peer_cmd(exe, content, style, out, size, args.steps)
             wall = timed(cmd)
             if rerun_image:
                 results[key]["wall_s_rerun"] = round(wall, 1)
             else:
                 results[key] = {"pair": name, "size": size, "steps": args.steps, "wall_s": round(wall, 1),
                                 "image": out.name, "command": " ".join(cmd[1:])}
-                here[key] = {"wall_s": round(wall, 1), "how": "measured", "steps": args.steps}
+                here[key] = measured(wall, args.steps)
                 TIMING.write_text(json.dumps(timing, indent=2, sort_keys=True) + "\n")
             RESULTS.write_text(json.dumps(results, indent=2) + "\n")
             print(f"{key}: {wall:.1f} s", flush=True)

@@ -1,6 +1,9 @@
 """nst-stylize: exit 2 with one line naming the input for each bad kind; awkward images just work."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from images_factory import BAD_REASONS, CONTENT, STYLE, write_bad_files, write_odd_files
@@ -67,10 +70,6 @@ def test_blend_of_styles(tmp_path):
 
 def test_console_script_writes_everything_before_its_fast_exit(tmp_path):
     """nst-stylize skips the interpreter's teardown (os._exit): its outputs must still be whole."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     exe = Path(sys.executable).parent / "nst-stylize"
     out, metrics = tmp_path / "o.png", tmp_path / "m.json"
     ok = subprocess.run([str(exe), "--ci", str(CONTENT), "--si", str(STYLE), "--o", str(out), *FAST,
