@@ -35,7 +35,7 @@ from nst_core.options import TRAIN_CROP, TRAIN_STEPS, TRAIN_STYLE_BOOST
 from pipeline import storage
 from pipeline.manifest import Pair
 from pipeline.options import PIPELINE_CHOICES
-from pipeline.transforms import NS, PairDoFn, StyleBytes, failure_reason, read_input
+from pipeline.transforms import NS, Inputs, PairDoFn, failure_reason
 
 LOG = logging.getLogger("pipeline")
 MODES = PIPELINE_CHOICES["mode"]
@@ -173,7 +173,7 @@ class StyleNetworkDoFn(PairDoFn):
 
         style, pairs = group
         try:
-            style_bytes = read_input(style, "style", StyleBytes.get)
+            style_bytes = Inputs().get(style, "style", cached=True)
         except Exception as e:  # noqa: BLE001 - the style's rows fail, the run goes on
             reason = failure_reason(e, style)
             for pair in pairs:
@@ -272,12 +272,13 @@ class FastStylizeDoFn(PairDoFn):
 
     def process(self, item: tuple[str, Pair]) -> Iterator[dict[str, Any]]:
         path, pair = item
-        yield self.attempt(pair, lambda: self.stylize(path, pair))
+        yield self.attempt(pair, lambda inputs: self.stylize(path, pair, inputs))
 
-    def stylize(self, path: str, pair: Pair):
+    def stylize(self, path: str, pair: Pair, inputs: Inputs):
         from nst_core import fast
 
-        content = read_input(pair.content, "content")
+        content = inputs.get(pair.content, "content")
+        inputs.get(pair.styles[0], "style", cached=True)  # recorded: the network was trained on these bytes
         network = Network.get(path, self.loaded.inc)
         with network.lock:
             result = fast.stylize_with_network(network.net, content, size=pair.options.size,

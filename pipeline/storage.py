@@ -8,12 +8,14 @@ and no safer).  Temp files left behind by a killed run are removed by :func:`rem
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
 import re
 import uuid
+from typing import Any
 
-from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 TEMP_MARK = ".tmp-"
@@ -86,6 +88,41 @@ def read_bytes(path: str) -> bytes:
         raise FileNotFoundError(path)
     with FileSystems.open(path, compression_type=RAW) as f:
         return f.read()
+
+
+def stamp(path: str) -> dict[str, Any]:
+    """A cheap identity of the bytes at ``path``, read without reading them: a local file's size and
+    modification time; a gs:// object's CRC32C, which GCS computes from the object's bytes.
+    FileNotFoundError if there is nothing at ``path``."""
+    if is_local(path):
+        st = os.stat(path)
+        return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    try:
+        return {"crc32c": FileSystems.checksum(path)}
+    except BeamIOError:
+        if not FileSystems.exists(path):
+            raise FileNotFoundError(path) from None
+        raise
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def unchanged(path: str, recorded: dict[str, Any]) -> bool:
+    """Whether ``path`` still holds the bytes ``recorded`` (a :func:`stamp` plus ``sha256``) describes.
+
+    The stamp decides when it matches; a local file whose size or mtime moved (a copy, a checkout, a
+    touch) is read and judged by its sha256, so only a real change of content counts as one."""
+    try:
+        now = stamp(path)
+    except FileNotFoundError:
+        return False
+    if all(recorded.get(k) == v for k, v in now.items()):
+        return True
+    if is_local(path) and "sha256" in recorded and now.get("size") == recorded.get("size"):
+        return sha256(read_bytes(path)) == recorded["sha256"]
+    return False
 
 
 def exists(path: str) -> bool:

@@ -102,25 +102,52 @@ class RecordRowError(beam.DoFn):
 
 # --- the engine, once per worker process ------------------------------------------------------------
 class StyleBytes:
-    """Per-process LRU of style image bytes: a catalog reuses a few styles, read each once per worker."""
+    """Per-process LRU of style image bytes: a catalog reuses a few styles, read each once per worker.
+
+    Keyed by path and :func:`storage.stamp`, so a style file replaced at the same path is read again."""
 
     _lock = threading.Lock()
-    _data: OrderedDict[str, bytes] = OrderedDict()
+    _data: OrderedDict[tuple[str, str], bytes] = OrderedDict()
     _size = 0
 
     @classmethod
-    def get(cls, path: str) -> bytes:
+    def get(cls, path: str, stamp: dict[str, Any] | None = None) -> bytes:
+        key = (path, json.dumps(stamp if stamp is not None else storage.stamp(path), sort_keys=True))
         with cls._lock:
-            if path in cls._data:
-                cls._data.move_to_end(path)
-                return cls._data[path]
+            if key in cls._data:
+                cls._data.move_to_end(key)
+                return cls._data[key]
         data = storage.read_bytes(path)
         with cls._lock:
-            cls._data[path] = data
-            cls._size += len(data)
+            if key not in cls._data:
+                cls._data[key] = data
+                cls._size += len(data)
             while cls._size > STYLE_BYTES_CACHE and len(cls._data) > 1:
                 cls._size -= len(cls._data.popitem(last=False)[1])
         return data
+
+
+class Inputs:
+    """Reads one pair's input files and records what it read (stamp and sha256 per path), so that a
+    rerun redoes the pair when any of them changes, even at the same path."""
+
+    def __init__(self) -> None:
+        self.read: dict[str, dict[str, Any]] = {}
+
+    def get(self, path: str, what: str, cached: bool = False) -> bytes:
+        """The bytes of an input image; InputError naming it (a row error, not a crash) if it is not there."""
+        try:
+            stamp = storage.stamp(path)  # before the read: a change during it shows as a change next run
+            data = StyleBytes.get(path, stamp) if cached else storage.read_bytes(path)
+        except FileNotFoundError:
+            raise InputError(f"{what} {path}: file not found") from None
+        self.read[path] = {**stamp, "sha256": storage.sha256(data)}
+        return data
+
+
+def pair_inputs(pair: Pair) -> list[str]:
+    """Every file a pair's output depends on."""
+    return [pair.content, *pair.styles, *([pair.options.init_path] if pair.options.init_path else [])]
 
 
 class Engine:
@@ -131,14 +158,6 @@ class Engine:
         self.stylizer = Stylizer(options)
         self.lock = threading.Lock()
         self.load_counted = False
-
-
-def read_input(path: str, what: str, reader: Callable[[str], bytes] = storage.read_bytes) -> bytes:
-    """The bytes of an input image; InputError naming it (a row error, not a crash) if it is not there."""
-    try:
-        return reader(path)
-    except FileNotFoundError:
-        raise InputError(f"{what} {path}: file not found") from None
 
 
 def failure_reason(e: Exception, what: str) -> str:
@@ -179,6 +198,15 @@ class PairDoFn(beam.DoFn):
             return None
         if not storage.exists(self._path(image_rel(pair.id))):
             return None
+        recorded = stored.get("inputs")
+        if not isinstance(recorded, dict):
+            LOG.info("%s: stored output does not record its inputs' contents, redoing it", pair.id)
+            return None
+        for path in pair_inputs(pair):
+            if not isinstance(recorded.get(path), dict) or not storage.unchanged(path, recorded[path]):
+                LOG.info("%s: %s changed since its output was made, redoing the pair", pair.id,
+                         storage.redact(path))
+                return None
         return stored
 
     def skipped_record(self, pair: Pair, stored: dict[str, Any]) -> dict[str, Any]:
@@ -195,14 +223,15 @@ class PairDoFn(beam.DoFn):
         self.failed.inc()
         return error_record(RowError(line=pair.line, reason=reason, row=pair.row, id=pair.id, stage=stage))
 
-    def attempt(self, pair: Pair, stylize: Callable[[], Any]) -> dict[str, Any]:
-        """Run ``stylize()`` (-> a Result) and write its image, then its metrics; or the pair's error record."""
+    def attempt(self, pair: Pair, stylize: Callable[[Inputs], Any]) -> dict[str, Any]:
+        """Run ``stylize(inputs)`` (-> a Result) and write its image, then its metrics; or the pair's error record."""
+        inputs = Inputs()
         try:
-            result = stylize()
+            result = stylize(inputs)
         except Exception as e:  # noqa: BLE001 - one pair's failure must not sink the batch
             return self.failed_record(pair, failure_reason(e, pair.id))
         metrics = {"mode": "optimize", **result.metrics(), "id": pair.id, "line": pair.line,
-                   "fingerprint": pair.fingerprint, "row": pair.row,
+                   "fingerprint": pair.fingerprint, "inputs": inputs.read, "row": pair.row,
                    "finished": datetime.now(UTC).isoformat(timespec="seconds"),
                    "worker": {"host": socket.gethostname(), "pid": os.getpid()}}
         storage.write_atomic(self._path(image_rel(pair.id)), result.png_bytes(), "image/png")
@@ -258,12 +287,15 @@ class StylizeDoFn(PairDoFn):
 
     def process(self, pair: Pair) -> Iterator[dict[str, Any]]:
         stored = self.done_record(pair)
-        yield self.attempt(pair, lambda: self.stylize(pair)) if stored is None else self.skipped_record(pair, stored)
+        if stored is None:
+            yield self.attempt(pair, lambda inputs: self.stylize(pair, inputs))
+        else:
+            yield self.skipped_record(pair, stored)
 
-    def stylize(self, pair: Pair):
-        content = read_input(pair.content, "content")
-        styles = [read_input(s, "style", StyleBytes.get) for s in pair.styles]
-        init = read_input(pair.options.init_path, "init image") if pair.options.init_path else None
+    def stylize(self, pair: Pair, inputs: Inputs):
+        content = inputs.get(pair.content, "content")
+        styles = [inputs.get(s, "style", cached=True) for s in pair.styles]
+        init = inputs.get(pair.options.init_path, "init image") if pair.options.init_path else None
         engine = self._engine()  # after the reads: a run whose pairs all fail to read loads no model
         with engine.lock:
             st = engine.stylizer

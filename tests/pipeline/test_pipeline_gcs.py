@@ -72,6 +72,12 @@ def test_gs_to_gs_round_trip(gcs, image_dir):
     assert (c["pairs_stylized"], c["pairs_skipped"], c["pairs_failed"]) == (0, 2, 1)
     assert json.loads(gcs.blob("out/summary.json").download_as_bytes())["skipped"] == 2
 
+    recorded = json.loads(gcs.blob("out/metrics/g1.json").download_as_bytes())["inputs"]
+    assert recorded[f"gs://{BUCKET}/in/content/c1.jpg"]["crc32c"]
+    gcs.blob("in/content/c1.jpg").upload_from_filename(str(image_dir / "content/c2.png"))  # replaced in place
+    c = counters(run(argv))
+    assert (c["pairs_stylized"], c["pairs_skipped"]) == (1, 1)
+
 
 def test_missing_gs_manifest_fails_with_its_name(gcs):
     from pipeline.run import UsageError, run
