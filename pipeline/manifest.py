@@ -5,17 +5,20 @@ value, bad or duplicate id, bytes that are not UTF-8) is reported with its line 
 reason, and the other rows carry on.  Only problems with the manifest as a whole (missing,
 empty, no ``content``/``style`` header) raise :class:`ManifestError` and fail the run.
 An empty override cell means "use the run's value" (sparse CSV columns); an empty id means
-"derive it" (a stable hash of content, style and options).
+"derive it": ``<content stem>_<style stem>``, plus ``-<8 hex of the fingerprint>`` where another row of
+the manifest would get the same name (same stems in other folders, or other options).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +35,9 @@ _SURROGATE = re.compile(r"[\udc80-\udcff]")
 _SLASH_LOOKALIKES = "\u2044\u2215\u2216\u29f5\u29f8\u29f9\ufe68"
 _INVISIBLE = ("Cc", "Cf", "Co", "Cs", "Zl", "Zp")  # control, format (bidi, zero-width), private, separators
 HEAD_BYTES = 65536
+RAW_ROW_CHARS = 500  # of an unparseable row's text kept in its error
+STEM_CHARS = 40  # of each file stem in a derived id
+_NOT_ID_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class ManifestError(ValueError):
@@ -49,6 +55,7 @@ class Pair:
     options: StyleOptions
     fingerprint: str  # what decides the output; a stored metrics file with another one is stale
     row: dict[str, Any] = field(default_factory=dict, compare=False)
+    derived_id: bool = False  # the id was made from the file names, not given by the row
 
 
 @dataclass(frozen=True)
@@ -141,15 +148,67 @@ def build_pair(row: dict[str, Any], line: int, base_dir: str, base: StyleOptions
                 raise InputError(f"id: expected text, got {type(raw_id).__name__}")
             pair_id = check_id(str(raw_id))
         else:
-            pair_id = fp[:16]
+            pair_id = readable_id(content, styles)
     except InputError as e:
         rid = row.get("id") if isinstance(row.get("id"), str) else ""
         return RowError(line=line, reason=storage.redact(str(e)), row=shown, id=_printable({"i": rid or ""})["i"])
-    return Pair(id=pair_id, line=line, content=content, styles=styles, options=options, fingerprint=fp, row=shown)
+    return Pair(id=pair_id, line=line, content=content, styles=styles, options=options, fingerprint=fp, row=shown,
+                derived_id=not _nonempty(raw_id))
 
 
-def _csv_rows(text: str, name: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """(line, column->value) per data row; a string instead of the dict is that row's error."""
+def _stem(path: str) -> str:
+    name = storage.basename(path)
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    slug = re.sub(r"\.{2,}", ".", _NOT_ID_CHARS.sub("-", unicodedata.normalize("NFKC", stem))).strip(".-_")
+    return slug[:STEM_CHARS].rstrip(".-_") or "image"
+
+
+def readable_id(content: str, styles: Iterable[str]) -> str:
+    """``<content stem>_<style stem>[+<style stem>...]`` in safe characters (what nst-stylize names files)."""
+    return f"{_stem(content)}_{'+'.join(_stem(s) for s in styles)}"
+
+
+def unique_ids(items: list[Pair | RowError]) -> list[Pair | RowError]:
+    """Derived ids made unique: where two rows would get the same readable id (or a row's is another row's
+    own id), each derived one of them gets ``-`` and 8 hex of its fingerprint."""
+    names = Counter(i.id for i in items if isinstance(i, Pair))
+    out: list[Pair | RowError] = []
+    for item in items:
+        if isinstance(item, Pair) and item.derived_id and names[item.id] > 1:
+            item = dataclasses.replace(item, id=f"{item.id}-{item.fingerprint[:8]}")
+        out.append(item)
+    return out
+
+
+def check_header(header: list[str], name: str) -> None:
+    """A CSV header names content and style once each, and no column a row cannot set (ManifestError)."""
+    missing = [c for c in ("content", "style") if c not in header]
+    if missing:
+        raise ManifestError(f"manifest {name}: the header must name the columns content and style "
+                            f"(found: {', '.join(header)})")
+    dupes = sorted({c for c in header if header.count(c) > 1})
+    if dupes:
+        raise ManifestError(f"manifest {name}: column(s) {', '.join(dupes)} appear twice in the header")
+    unknown = [c for c in header if c not in RESERVED and c not in FIELD_SCOPES]
+    if unknown:
+        raise ManifestError(f"manifest {name}: unknown column(s) {', '.join(map(repr, unknown))}; a row may set "
+                            f"id, content, style and {', '.join(PAIR_FIELDS)}")
+    engine_only = [c for c in header if c in FIELD_SCOPES and FIELD_SCOPES[c] != "pair"]
+    if engine_only:
+        raise ManifestError(f"manifest {name}: column(s) {', '.join(engine_only)} are set for the whole run "
+                            f"(--{engine_only[0]}), not per row")
+
+
+def _header(cells: list[str]) -> list[str]:
+    return [c.strip().lower().replace("-", "_") for c in cells]
+
+
+def _raw(text: str) -> str:
+    return text if len(text) <= RAW_ROW_CHARS else text[:RAW_ROW_CHARS] + "..."
+
+
+def _csv_rows(text: str, name: str) -> Iterator[tuple[int, dict[str, Any] | tuple[str, str]]]:
+    """(line, column->value) per data row; (reason, raw text) instead of the dict is that row's error."""
     reader = csv.reader(io.StringIO(text, newline=""))
     header: list[str] | None = None
     start = 1
@@ -159,45 +218,40 @@ def _csv_rows(text: str, name: str) -> Iterator[tuple[int, dict[str, Any] | str]
         except StopIteration:
             return
         except csv.Error as e:
-            yield start, f"unreadable CSV row ({e})"
+            yield start, (f"unreadable CSV row ({e})", "")
             start = reader.line_num + 1
             continue
         line, start = start, reader.line_num + 1
         if not cells or all(not c.strip() for c in cells) or cells[0].lstrip().startswith("#"):
             continue
         if header is None:
-            header = [c.strip().lower().replace("-", "_") for c in cells]
-            missing = [c for c in ("content", "style") if c not in header]
-            if missing:
-                raise ManifestError(f"manifest {name}: the header must name the columns content and style "
-                                    f"(found: {', '.join(header)})")
-            dupes = sorted({c for c in header if header.count(c) > 1})
-            if dupes:
-                raise ManifestError(f"manifest {name}: column(s) {', '.join(dupes)} appear twice in the header")
+            header = _header(cells)
+            check_header(header, name)
             continue
         if len(cells) != len(header):
             yield line, (f"has {len(cells)} field(s) but the header has {len(header)} "
-                         f"({', '.join(header)}): missing or extra columns")
+                         f"({', '.join(header)}): missing or extra columns", _raw(",".join(cells)))
             continue
         yield line, dict(zip(header, cells))
     if header is None:
         raise ManifestError(f"manifest {name}: empty (no header row)")
 
 
-def _jsonl_rows(data: bytes) -> Iterator[tuple[int, dict[str, Any] | str]]:
+def _jsonl_rows(data: bytes) -> Iterator[tuple[int, dict[str, Any] | tuple[str, str]]]:
     for number, raw in enumerate(data.split(b"\n"), start=1):
         if not raw.strip() or raw.lstrip().startswith(b"#"):
             continue
+        text = _raw(raw.decode("utf-8", "backslashreplace").strip())
         try:
             obj = json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError as e:
-            yield number, f"bytes that are not valid UTF-8 ({e.reason} at byte {e.start})"
+            yield number, (f"bytes that are not valid UTF-8 ({e.reason} at byte {e.start})", text)
             continue
         except json.JSONDecodeError as e:
-            yield number, f"not valid JSON ({e.msg} at column {e.colno})"
+            yield number, (f"not valid JSON ({e.msg} at column {e.colno})", text)
             continue
         if not isinstance(obj, dict):
-            yield number, f"expected a JSON object, got {type(obj).__name__}"
+            yield number, (f"expected a JSON object, got {type(obj).__name__}", text)
             continue
         yield number, {str(k).strip().lower().replace("-", "_"): v for k, v in obj.items()}
 
@@ -221,34 +275,65 @@ def parse(data: bytes, name: str, base: StyleOptions, base_dir: str | None = Non
         rows = _jsonl_rows(data)
     else:
         rows = _csv_rows(data.decode("utf-8", "surrogateescape"), name)
-    seen: dict[str, int] = {}
-    count = 0
+    items: list[Pair | RowError] = []
     for line, row in rows:
-        count += 1
-        if isinstance(row, str):
-            yield RowError(line=line, reason=row, row="")
-            continue
-        item = build_pair(row, line, base_dir, base)
-        if isinstance(item, Pair):
-            first = seen.setdefault(item.id, line)
-            if first != line:
-                what = (f"duplicate id {item.id!r}" if _nonempty(row.get("id"))
-                        else "duplicate row: same content, style and options")
-                item = RowError(line=line, reason=f"{what} as line {first}", row=item.row, id=item.id)
-        yield item
-    if count == 0:
+        if isinstance(row, tuple):
+            reason, raw = row
+            items.append(RowError(line=line, reason=reason, row=raw))
+        else:
+            items.append(build_pair(row, line, base_dir, base))
+    if not items:
         raise ManifestError(f"manifest {name}: no rows (only a header, blank lines or comments)")
+    yield from _refuse_duplicates(unique_ids(_refuse_repeated_rows(items)))
 
 
-def cross(contents: list[str], styles: list[str], base: StyleOptions) -> Iterator[Pair]:
-    """Every content x style combination (cross mode), numbered like manifest lines from 1."""
-    line = 0
-    for c in contents:
-        for s in styles:
-            line += 1
+def _refuse_repeated_rows(items: list[Pair | RowError]) -> list[Pair | RowError]:
+    """A row with no id of its own that repeats an earlier one (same content, style and options) is an error."""
+    first: dict[str, int] = {}
+    out: list[Pair | RowError] = []
+    for item in items:
+        if isinstance(item, Pair) and item.derived_id:
+            line = first.setdefault(item.fingerprint, item.line)
+            if line != item.line:
+                item = RowError(line=item.line, reason=f"duplicate row: the same content, style and options as "
+                                f"line {line}", row=item.row, id=item.id)
+        out.append(item)
+    return out
+
+
+def _refuse_duplicates(items: list[Pair | RowError]) -> Iterator[Pair | RowError]:
+    """A row whose id an earlier row already has is an error (a derived id never collides: see unique_ids)."""
+    first: dict[str, int] = {}
+    for item in items:
+        if isinstance(item, Pair):
+            line = first.setdefault(item.id, item.line)
+            if line != item.line:
+                item = RowError(line=item.line, reason=f"duplicate id {item.id!r}: line {line} has it already",
+                                row=item.row, id=item.id)
+        yield item
+
+
+def cross(contents: list[str], styles: list[str], base: StyleOptions,
+          unusable: dict[str, str] | None = None) -> Iterator[Pair | RowError]:
+    """Every content x style combination (cross mode), numbered like manifest lines from 1; a file in
+    ``unusable`` (path -> reason) makes no combinations but one row error of its own, numbered after them."""
+    unusable = unusable or {}
+    good_c = [c for c in contents if c not in unusable]
+    good_s = [s for s in styles if s not in unusable]
+    pairs: list[Pair | RowError] = []
+    for c in good_c:
+        for s in good_s:
             fp = fingerprint(c, (s,), base)
-            yield Pair(id=fp[:16], line=line, content=c, styles=(s,), options=base, fingerprint=fp,
-                       row={"content": c, "style": s})
+            pairs.append(Pair(id=readable_id(c, (s,)), line=len(pairs) + 1, content=c, styles=(s,), options=base,
+                              fingerprint=fp, row={"content": c, "style": s}, derived_id=True))
+    yield from unique_ids(pairs)
+    line = len(pairs)
+    for role, files, others in (("content", contents, len(good_s)), ("style", styles, len(good_c))):
+        for path in files:
+            if path in unusable:
+                line += 1
+                yield RowError(line=line, reason=f"{role} {storage.redact(path)}: {unusable[path]} ({others} "
+                               f"combination(s) not made)", row={role: storage.redact(path)}, id="")
 
 
 def check_head(path: str) -> None:
@@ -256,13 +341,11 @@ def check_head(path: str) -> None:
     try:
         if not storage.exists(path):
             raise ManifestError(f"manifest {path}: not found")
-        head = storage.read_bytes(path) if storage.is_local(path) else _head(path)
+        head = storage.read_head(path, HEAD_BYTES)
     except ManifestError:
         raise
     except (OSError, ValueError) as e:
         raise ManifestError(f"manifest {path}: cannot read it ({e})") from None
-    if storage.is_local(path) and len(head) > HEAD_BYTES:
-        head = head[:HEAD_BYTES]
     if not head.strip():
         raise ManifestError(f"manifest {path}: empty file")
     if not is_jsonl(path, head):
@@ -270,14 +353,4 @@ def check_head(path: str) -> None:
         lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
         if len(text) < HEAD_BYTES and len(lines) < 2:
             raise ManifestError(f"manifest {path}: no rows (only a header, blank lines or comments)")
-        header = [c.strip().lower().replace("-", "_") for c in next(csv.reader([lines[0]]))]
-        if "content" not in header or "style" not in header:
-            raise ManifestError(f"manifest {path}: the header must name the columns content and style "
-                                f"(found: {', '.join(header)})")
-
-
-def _head(path: str) -> bytes:
-    from apache_beam.io.filesystems import FileSystems
-
-    with FileSystems.open(path, compression_type=storage.RAW) as f:
-        return f.read(HEAD_BYTES)
+        check_header(_header(next(csv.reader([lines[0]]))), path)

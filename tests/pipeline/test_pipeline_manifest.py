@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -41,12 +42,46 @@ def test_row_init_image_resolves_like_content_and_style():
     assert a.options.init == "gs://bkt/r/starts/x.png" and b.options.init == "noise"
 
 
-def test_id_defaults_to_stable_hash_of_content_style_options():
-    one = rows("content,style\nc.jpg,s.jpg\n")[0]
-    again = rows("content,style\nc.jpg,s.jpg\n")[0]
-    other = rows("content,style,steps\nc.jpg,s.jpg,4\n")[0]
-    assert one.id == again.id and len(one.id) == 16 and one.id != other.id
-    assert one.fingerprint.startswith(one.id)
+def test_id_defaults_to_readable_stems_with_a_hash_only_where_rows_collide():
+    one = rows("content,style\nshots/cat.jpg,art/starry night.jpg\n")[0]
+    assert one.id == "cat_starry-night" and one.derived_id
+    assert rows("content,style\nshots/cat.jpg,art/starry night.jpg\n")[0].id == one.id  # stable
+    a, b, c, d = rows("id,content,style,steps\n,a/cat.jpg,s.jpg,\n,b/cat.jpg,s.jpg,\n,a/cat.jpg,s.jpg,4\n"
+                      ",dog.png,s.jpg,\n")
+    assert {a.id, b.id, c.id} == {f"cat_s-{p.fingerprint[:8]}" for p in (a, b, c)} and len({a.id, b.id, c.id}) == 3
+    assert d.id == "dog_s"
+    given, derived = rows("id,content,style\ncat_s,x.jpg,y.jpg\n,cat.jpg,s.jpg\n")
+    assert given.id == "cat_s" and derived.id == f"cat_s-{derived.fingerprint[:8]}"
+    blend = rows(json.dumps({"content": "c.jpg", "style": ["s1.jpg", "s2.jpg"]}) + "\n", "/d/m.jsonl")[0]
+    assert blend.id == "c_s1+s2"
+    odd = rows("content,style\n\u202e<b>..x.jpg,.hidden\n")[0]
+    assert check_id(odd.id) == odd.id == "b-.x_hidden"
+
+
+def test_repeated_rows_and_ids_say_which_line_came_first():
+    _, rep, _, dup = rows("id,content,style\n,c.jpg,s.jpg\n,c.jpg,s.jpg\nk,x.jpg,s.jpg\nk,y.jpg,s.jpg\n")
+    assert isinstance(rep, RowError) and rep.reason == "duplicate row: the same content, style and options as line 2"
+    assert isinstance(dup, RowError) and dup.reason == "duplicate id 'k': line 4 has it already"
+
+
+def test_unparseable_rows_keep_their_raw_text():
+    bad_json = rows('{"content": "c.jpg", "style": \n', "/d/m.jsonl")[0]
+    assert isinstance(bad_json, RowError) and bad_json.row == '{"content": "c.jpg", "style":'
+    short = rows("id,content,style\nk,c.jpg\n")[0]
+    assert isinstance(short, RowError) and short.row == "k,c.jpg"
+
+
+@pytest.mark.parametrize("header, reason", [
+    ("content,style,stpes", "unknown column(s) 'stpes'"),
+    ("content,style,precision", "column(s) precision are set for the whole run"),
+])
+def test_header_with_a_column_no_row_can_set_fails_the_manifest(tmp_path, header, reason):
+    text = f"{header}\nc.jpg,s.jpg,\n"
+    with pytest.raises(ManifestError, match=re.escape(reason)):
+        rows(text)
+    (tmp_path / "m.csv").write_text(text)
+    with pytest.raises(ManifestError, match=re.escape(reason)):
+        check_head(str(tmp_path / "m.csv"))
 
 
 def test_jsonl_rows_with_style_blend_list():
@@ -85,7 +120,7 @@ def test_bad_csv_rows_fail_alone_with_a_reason(line, reason):
     ("optimizer", "sgd", "optimizer"),
 ])
 def test_bad_override_values(column, value, reason):
-    (bad,) = rows(f"content,style,{column}\nc.jpg,s.jpg,{value}\n")
+    (bad,) = rows(json.dumps({"content": "c.jpg", "style": "s.jpg", column: value}) + "\n", "/d/m.jsonl")
     assert isinstance(bad, RowError) and reason in bad.reason, bad.reason
 
 
@@ -110,7 +145,7 @@ def test_jsonl_bad_lines():
 def test_duplicate_ids_and_rows_keep_the_first():
     items = rows("id,content,style\nx,c.jpg,s.jpg\nx,d.jpg,s.jpg\n,c.jpg,s.jpg\n,c.jpg,s.jpg\n")
     assert [type(i).__name__ for i in items] == ["Pair", "RowError", "Pair", "RowError"]
-    assert "duplicate id 'x' as line 2" in items[1].reason
+    assert "duplicate id 'x': line 2 has it already" in items[1].reason
     assert "duplicate row" in items[3].reason and "line 4" in items[3].reason
 
 
