@@ -42,6 +42,8 @@ PATH_PARAMS = {
     "output": (rf"^{_BUCKET}(/.*)?$", "GCS_WRITE_FOLDER"),
     "models": (rf"^{_BUCKET}(/.*)?$", "GCS_READ_FOLDER"),
 }
+# Flags of a local run only: a plan is printed by the launcher, which on Dataflow nobody reads.
+LOCAL_ONLY = ("plan", "plan_file")
 _TYPE_REGEX = {int: r"^[0-9]+$", float: r"^[-+]?[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$"}
 
 
@@ -93,6 +95,8 @@ def parameter(action: argparse.Action, engine_specs: dict, choices: dict | None 
         entry["regexes"] = ["^(" + "|".join(map(str, action.choices or choices[action.dest])) + ")$"]
     elif action.type in _TYPE_REGEX:
         entry["regexes"] = [_TYPE_REGEX[action.type]]
+    elif getattr(action.type, "__name__", "") == "parse_bool":
+        entry["regexes"] = ["^(true|false)$"]
     return entry
 
 
@@ -101,7 +105,8 @@ def build_metadata(cls=None) -> dict:
     from pipeline.options import PIPELINE_CHOICES
 
     engine_specs = {s.name: s for s in specs()}
-    params = [parameter(a, engine_specs, PIPELINE_CHOICES) for a in pipeline_actions(cls)]
+    params = [parameter(a, engine_specs, PIPELINE_CHOICES) for a in pipeline_actions(cls)
+              if a.dest not in LOCAL_ONLY]
     names = [p["name"] for p in params]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

@@ -53,12 +53,14 @@ class FastConfig:
     contents: int = 16
     crop: int = TRAIN_CROP
     style_boost: float = TRAIN_STYLE_BOOST
+    train_size: int = StyleOptions().size  # the run's --size: a network is trained for it, whatever a row's size
 
     @classmethod
     def from_options(cls, opts: Any) -> FastConfig:
         """From NSTPipelineOptions; InputError naming the flag that is wrong."""
         cfg = cls(mode=opts.mode, models=opts.models, min_rows=opts.fast_min_rows, steps=opts.fast_train_steps,
-                  contents=opts.fast_train_contents, crop=opts.fast_crop, style_boost=opts.fast_style_boost)
+                  contents=opts.fast_train_contents, crop=opts.fast_crop, style_boost=opts.fast_style_boost,
+                  train_size=opts.style_options().size)
         if cfg.mode not in MODES:
             raise InputError(f"--mode {cfg.mode!r}: expected one of {', '.join(MODES)}")
         for flag, value in (("fast_min_rows", cfg.min_rows), ("fast_train_contents", cfg.contents)):
@@ -158,6 +160,32 @@ def fast_fingerprint(pair: Pair, network: str) -> str:
     return hashlib.sha256(f"{pair.fingerprint}|fast|{network}".encode()).hexdigest()
 
 
+def as_fast(pairs: Iterable[Pair], network: str) -> list[Pair]:
+    """The pairs with the fingerprints of outputs made by ``network``."""
+    return [dataclasses.replace(p, fingerprint=fast_fingerprint(p, network)) for p in pairs]
+
+
+def by_training_options(pairs: Iterable[Pair], cfg: FastConfig) -> dict[StyleOptions, list[Pair]]:
+    """A style's pairs by what decides their network: the loss options, not the output size (a row's
+    ``size`` only sets how large its network's output is; every network is trained for the run's --size)."""
+    from nst_core import fast
+
+    groups: dict[StyleOptions, list[Pair]] = {}
+    for pair in pairs:
+        groups.setdefault(fast.training_options(pair.options).replace(size=cfg.train_size), []).append(pair)
+    return groups
+
+
+def network_for(style_sha: str, options: StyleOptions, cfg: FastConfig, output: str) -> tuple[str, str, bool]:
+    """(path, name, given) of the network for this style and these training options: one from --models
+    whose style matches, else the one this run trains (or an earlier run trained) under OUT/models."""
+    given = models_index(cfg.models).get(style_sha) if cfg.models else None
+    if given:
+        return given[0], given[1], True
+    name = network_name(style_sha, options, cfg)
+    return storage.join(output, MODELS, f"{name}.keras"), name, False
+
+
 # --- steps -------------------------------------------------------------------------------------------
 class StyleNetworkDoFn(PairDoFn):
     """(style, pairs) -> (network path, pair) per pair to stylize; outcome records (tag ``outcomes``)
@@ -180,24 +208,14 @@ class StyleNetworkDoFn(PairDoFn):
                 yield beam.pvalue.TaggedOutput("outcomes", self.failed_record(pair, reason, "train"))
             return
         sha = fast.style_sha256(style_bytes)
-        by_options: dict[str, tuple[StyleOptions, list[Pair]]] = {}
-        for pair in pairs:
-            options = fast.training_options(pair.options)
-            by_options.setdefault(json.dumps(options.to_dict(), sort_keys=True), (options, []))[1].append(pair)
-        for options, members in by_options.values():
+        for options, members in by_training_options(pairs, self.cfg).items():
             yield from self.one_network(style, style_bytes, sha, options, members)
 
     def one_network(self, style: str, style_bytes: bytes, sha: str, options: StyleOptions,
                     pairs: list[Pair]) -> Iterator[Any]:
-        given = models_index(self.cfg.models).get(sha) if self.cfg.models else None
-        if given:
-            path, name = given
-        else:
-            name = network_name(sha, options, self.cfg)
-            path = storage.join(self.output, MODELS, f"{name}.keras")
+        path, name, given = network_for(sha, options, self.cfg, self.output)
         pending = []
-        for pair in pairs:
-            pair = dataclasses.replace(pair, fingerprint=fast_fingerprint(pair, name))
+        for pair in as_fast(pairs, name):
             stored = self.done_record(pair)
             if stored is None:
                 pending.append(pair)

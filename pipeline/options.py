@@ -21,8 +21,9 @@ PIPELINE_FLAGS: dict[str, tuple[type, Any, str]] = {
     "manifest": (str, None, "manifest of pairs: CSV (header content,style[,id][,<option>...]) or JSON Lines "
                             "(.jsonl/.ndjson); local path or gs://; relative image paths resolve against it"),
     "contents": (str, None, "cross mode: glob of content images (local or gs://); use with --styles instead of "
-                            "--manifest to stylize every content x style combination"),
-    "styles": (str, None, "cross mode: glob of style images (local or gs://); use with --contents"),
+                            "--manifest to stylize every content x style combination; repeat it to take the union "
+                            "of several globs"),
+    "styles": (str, None, "cross mode: glob of style images (local or gs://); use with --contents; repeatable"),
     "output": (str, None, "output folder (local path or gs://): images/, metrics/, metrics.jsonl, errors.jsonl, "
                           "report.html, summary.json"),
     "thumbnail_size": (int, 160, "longest side in pixels of the thumbnails in report.html"),
@@ -41,9 +42,26 @@ PIPELINE_FLAGS: dict[str, tuple[type, Any, str]] = {
     "fast_style_boost": (float, engine_options.TRAIN_STYLE_BOOST,
                          "fast mode: training multiplies the style weight by this (a network trades content for "
                          "style differently from an optimised image of the same weights)"),
+    "prune": (bool, False, "move outputs under OUT/images and OUT/metrics that no row of this run claims (listed "
+                           "in OUT/orphans.txt either way) to OUT/pruned/<time>/ instead of leaving them there"),
+    "plan": (bool, False, "dry run: read the manifest and OUT, print what a run would stylize, skip, fail and "
+                          "train, with a time estimate, and write nothing under OUT (Beam's --dry_run is not this)"),
+    "plan_file": (str, None, "with --plan: JSON Lines file listing every row's planned outcome (default: a new "
+                             "file in the system's temp folder)"),
 }
+# Flags that may be given several times (argparse 'append': a list of every value).
+REPEATABLE = ("contents", "styles")
 # Flags with a fixed set of values (checked by the pipeline, listed as a regex in the Flex Template metadata).
 PIPELINE_CHOICES: dict[str, tuple[str, ...]] = {"mode": ("optimize", "fast", "auto")}
+
+
+def parse_bool(text: str | bool) -> bool:
+    if isinstance(text, bool):
+        return text
+    value = str(text).strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"expected true or false, got {text!r}")
+    return value in ("true", "1", "yes")
 
 
 class _UnderscoreAliases:
@@ -69,8 +87,14 @@ class NSTPipelineOptions(PipelineOptions):
     def _add_argparse_args(cls, parser: Any) -> None:
         group = _UnderscoreAliases(parser)
         for name, (typ, default, help_text) in PIPELINE_FLAGS.items():
-            group.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=default,
-                               help=help_text)
+            flag = "--" + name.replace("_", "-")
+            if typ is bool:  # --prune alone, or --prune=true|false as a Flex Template passes it
+                group.add_argument(flag, dest=name, type=parse_bool, nargs="?", const=True, default=default,
+                                   help=help_text)
+            elif name in REPEATABLE:
+                group.add_argument(flag, dest=name, type=typ, action="append", default=default, help=help_text)
+            else:
+                group.add_argument(flag, dest=name, type=typ, default=default, help=help_text)
         engine_options.add_arguments(group, defaults_none=True)
 
     def style_options(self) -> StyleOptions:

@@ -26,14 +26,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, _BeamArgumentParser
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions, _BeamArgumentParser
 from apache_beam.runners.runner import PipelineResult
 from apache_beam.utils.shared import Shared
 
-from nst_core import InputError, StyleOptions
-from pipeline import manifest, storage
+from nst_core import InputError, NSTError, StyleOptions, weights
+from pipeline import manifest, plan, storage
 from pipeline.fastmode import FastConfig, FastStylizeDoFn, StyleNetworkDoFn, key_by_style, route_groups
-from pipeline.options import PIPELINE_FLAGS, NSTPipelineOptions
+from pipeline.options import PIPELINE_FLAGS, NSTPipelineOptions, flag_names
 from pipeline.transforms import (
     NS,
     CrossPairs,
@@ -78,6 +78,10 @@ def resolve_options(options: PipelineOptions) -> tuple[NSTPipelineOptions, Style
     opts = options.view_as(NSTPipelineOptions)
     if not opts.output:
         raise UsageError("--output is required (a local folder or gs://bucket/prefix)")
+    if options.view_as(TestOptions).dry_run and local_runner(options) is not None:
+        raise UsageError("--dry_run is Beam's flag and would run the whole job here; --plan shows what a run "
+                         "would do without doing it")
+    check_output(opts.output)
     cross_mode = bool(opts.contents or opts.styles)
     if opts.manifest and cross_mode:
         raise UsageError("give either --manifest or --contents with --styles, not both")
@@ -96,20 +100,53 @@ def resolve_options(options: PipelineOptions) -> tuple[NSTPipelineOptions, Style
         value = getattr(opts, name)
         if value and storage.is_local(value):
             setattr(opts, name, os.path.abspath(value))  # worker processes may not share our cwd
+    if opts.models:
+        check_models(opts.models)
+    try:
+        weights.check_source(base.weights)
+    except NSTError as e:
+        raise UsageError(f"--weights: {e}") from None
     try:
         if opts.manifest:
             manifest.check_head(opts.manifest)
         else:
             for flag in ("contents", "styles"):
-                pattern = getattr(opts, flag)
-                if storage.is_local(pattern):
-                    pattern = os.path.abspath(pattern)
-                    setattr(opts, flag, pattern)
-                if not storage.match(pattern):
-                    raise manifest.ManifestError(f"--{flag} {pattern}: matched no files")
+                patterns = [os.path.abspath(g) if storage.is_local(g) else g for g in getattr(opts, flag)]
+                setattr(opts, flag, list(dict.fromkeys(patterns)))
+                for pattern in patterns:
+                    if not storage.match(pattern):
+                        raise manifest.ManifestError(f"--{flag} {pattern}: matched no files")
     except manifest.ManifestError as e:
         raise UsageError(str(e)) from None
     return opts, base
+
+
+def check_output(output: str) -> None:
+    """A local --output must be a folder, or creatable as one, that this user can write (UsageError)."""
+    if not storage.is_local(output):
+        return
+    path = os.path.abspath(output)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"--output {output}: exists and is not a folder")
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UsageError(f"--output {output}: {existing} is a file, so the folder cannot be made")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--output {output}: {existing} is not writable")
+
+
+def check_models(models: str) -> None:
+    """A given --models must be a readable folder holding style networks: training them again costs minutes."""
+    if storage.is_local(models):
+        if not os.path.isdir(models):
+            raise UsageError(f"--models {models}: no such folder")
+        if not os.access(models, os.R_OK | os.X_OK):
+            raise UsageError(f"--models {models}: not readable")
+    if not storage.match(storage.join(models, "*.keras")):
+        raise UsageError(f"--models {models}: holds no .keras style networks (made by nst-train-style or saved "
+                         "under OUT/models by a fast run)")
 
 
 def build(p: beam.Pipeline, opts: NSTPipelineOptions, base: StyleOptions) -> beam.PCollection:
@@ -119,7 +156,7 @@ def build(p: beam.Pipeline, opts: NSTPipelineOptions, base: StyleOptions) -> bea
         rows = (p | "ManifestPath" >> beam.Create([opts.manifest])
                 | "ReadManifest" >> beam.ParDo(ReadManifest(base)))
     else:
-        source = f"{opts.contents} x {opts.styles}"
+        source = f"{', '.join(opts.contents)} x {', '.join(opts.styles)}"
         rows = (p | "Globs" >> beam.Create([(opts.contents, opts.styles)])
                 | "CrossProduct" >> beam.ParDo(CrossPairs(base)))
     rows_in = rows | "CountRows" >> beam.combiners.Count.Globally()
@@ -152,7 +189,7 @@ def build(p: beam.Pipeline, opts: NSTPipelineOptions, base: StyleOptions) -> bea
     return (outcomes
             | "OneGroup" >> beam.Map(_key_all)
             | "GatherOutcomes" >> beam.GroupByKey()
-            | "WriteRunFiles" >> beam.ParDo(WriteRunFiles(opts.output, source, thumb, max_thumbs),
+            | "WriteRunFiles" >> beam.ParDo(WriteRunFiles(opts.output, source, thumb, max_thumbs, bool(opts.prune)),
                                             rows_in=beam.pvalue.AsSingleton(rows_in),
                                             sources=beam.pvalue.AsDict(sources)))
 
@@ -171,7 +208,10 @@ def local_runner(options: PipelineOptions) -> Any:
     from apache_beam.runners.portability.fn_api_runner import fn_runner
     from apache_beam.runners.portability.portable_runner import JobServiceHandle
 
-    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    # Workers get Beam's options only: ours travel inside the DoFns, and a worker that does not know them
+    # logs "Discarding unparseable args: [--output=...]", which reads as if they were dropped.
+    beam_only = {k: v for k, v in options.get_all_options().items() if k not in set(flag_names())}
+    encoded = JobServiceHandle.encode_pipeline_options(beam_only)
     info = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
     return fn_runner.FnApiRunner(provision_info=info)
 
@@ -180,6 +220,14 @@ def run(argv: Sequence[str] | None = None, test_pipeline: beam.Pipeline | None =
     """Parse flags, check inputs, run the pipeline to completion; raises UsageError before running."""
     options = PipelineOptions(list(argv) if argv is not None else None)
     opts, base = resolve_options(options)
+    if opts.plan:
+        raise UsageError("--plan runs no pipeline: use nst-pipeline --plan, or pipeline.plan.make_plan")
+    return execute(options, opts, base, test_pipeline)
+
+
+def execute(options: PipelineOptions, opts: NSTPipelineOptions, base: StyleOptions,
+            test_pipeline: beam.Pipeline | None = None) -> PipelineResult:
+    """Run the checked options' pipeline to completion."""
     p = test_pipeline or beam.Pipeline(runner=local_runner(options), options=options)
     build(p, opts, base)
     result = p.run()
@@ -229,7 +277,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_help()
         return 0
     try:
-        result = run(argv)
+        options = PipelineOptions(argv)
+        opts, base = resolve_options(options)
+        if opts.plan:
+            for line in plan.report_lines(plan.make_plan(opts, base), opts.output):
+                print(f"nst-pipeline: {line}")
+            return 0
+        result = execute(options, opts, base)
     except UsageError as e:
         print(f"nst-pipeline: error: {storage.redact(str(e))}", file=sys.stderr)
         return 2
@@ -251,6 +305,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"nst-pipeline: {summary_line(summary)}; model loads {c['model_loads']}{trained}")
     output = storage.redact(output)
     print(f"nst-pipeline: outputs under {output} (report.html, metrics.jsonl, errors.jsonl)")
+    if summary.get("orphans"):
+        where = (f"moved to {storage.join(output, summary['pruned_to'])}" if summary.get("pruned_to")
+                 else "left in place (--prune moves them aside)")
+        print(f"nst-pipeline: {summary['orphans']} output file(s) that no row claims, {where}: see "
+              f"{storage.join(output, 'orphans.txt')}", file=sys.stderr)
     if summary["errors"]:
         print(f"nst-pipeline: {summary['errors']} row(s) failed, see {storage.join(output, 'errors.jsonl')}",
               file=sys.stderr)

@@ -125,6 +125,17 @@ def unchanged(path: str, recorded: dict[str, Any]) -> bool:
     return False
 
 
+def read_head(path: str, size: int) -> bytes:
+    """The first ``size`` bytes of a file (all of it if shorter); FileNotFoundError if it does not exist."""
+    if is_local(path):
+        with open(path, "rb") as f:
+            return f.read(size)
+    if not FileSystems.exists(path):
+        raise FileNotFoundError(path)
+    with FileSystems.open(path, compression_type=RAW) as f:
+        return f.read(size)
+
+
 def exists(path: str) -> bool:
     return os.path.exists(path) if is_local(path) else FileSystems.exists(path)
 
@@ -156,6 +167,15 @@ def match(pattern: str) -> list[str]:
     """Paths matching a glob (local or gs://), sorted; empty list if none."""
     result = FileSystems.match([pattern])[0]
     return sorted(m.path for m in result.metadata_list)
+
+
+def move(src: str, dst: str) -> None:
+    """Move one file (local: a rename, with the target folder made; gs://: Beam's copy-then-delete rename)."""
+    if is_local(src) and is_local(dst):
+        os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+        os.replace(src, dst)
+        return
+    FileSystems.rename([src], [dst])
 
 
 def delete(paths: list[str]) -> None:

@@ -8,6 +8,7 @@ the pair done), metrics.jsonl, errors.jsonl, report.html, summary.json.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -16,20 +17,26 @@ import threading
 import traceback
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
+from PIL import Image, UnidentifiedImageError
 
-from nst_core import InputError, NSTError, StyleOptions, Stylizer
+from nst_core import InputError, NSTError, StyleOptions
 from pipeline import report, storage
 from pipeline.manifest import ManifestError, Pair, RowError, cross, parse
 
 LOG = logging.getLogger("pipeline")
 NS = "nst"
+NEW = "not made yet"
+ORPHANS = "orphans.txt"
 STYLE_BYTES_CACHE = 256 * 1024 * 1024  # style images kept in memory per worker (catalogs reuse few styles)
+SNIFF_BYTES = 4096  # enough for every image header Pillow identifies
+SNIFF_THREADS = 16
 
 
 class AccountingError(RuntimeError):
@@ -59,20 +66,42 @@ class ReadManifest(beam.DoFn):
 
 
 class CrossPairs(beam.DoFn):
-    """(contents glob, styles glob) -> every combination as a Pair (cross mode)."""
+    """(content globs, style globs) -> every combination of the files they match as a Pair (cross mode);
+    a matched file that is not an image is one RowError, not one per combination."""
 
     def __init__(self, base: StyleOptions):
         self.base = base
         self.rows = Metrics.counter(NS, "rows_read")
 
-    def process(self, globs: tuple[str, str]) -> Iterator[Pair]:
-        contents, styles = (storage.match(g) for g in globs)
-        for name, found in zip(globs, (contents, styles)):
-            if not found:
-                raise ManifestError(f"glob {name}: matched no files")
-        for pair in cross(contents, styles, self.base):
+    def process(self, globs: tuple[list[str], list[str]]) -> Iterator[Pair | RowError]:
+        found = []
+        for patterns in globs:
+            paths = sorted({p for g in patterns for p in storage.match(g)})
+            if not paths:
+                raise ManifestError(f"glob {', '.join(patterns)}: matched no files")
+            found.append(paths)
+        contents, styles = found
+        with ThreadPoolExecutor(SNIFF_THREADS) as pool:  # a round trip each on gs://: overlap them
+            verdicts = dict(zip(contents + styles, pool.map(not_an_image, contents + styles)))
+        for item in cross(contents, styles, self.base, {p: why for p, why in verdicts.items() if why}):
             self.rows.inc()
-            yield pair
+            yield item
+
+
+def not_an_image(path: str) -> str:
+    """Why the file at ``path`` is no image, judged from its first bytes; "" if it may be one (a damaged
+    image still fails its own pairs, with the decoder's reason)."""
+    try:
+        head = storage.read_head(path, SNIFF_BYTES)
+    except OSError as e:
+        return f"cannot read it ({e})"
+    try:
+        Image.open(io.BytesIO(head))
+    except UnidentifiedImageError:
+        return "not an image"
+    except Exception:  # noqa: BLE001 - an image whose header runs past the sniffed bytes
+        return ""
+    return ""
 
 
 def split_rows(item: Pair | RowError) -> Iterator[Any]:
@@ -155,6 +184,8 @@ class Engine:
     because a Stylizer is not thread-safe and TensorFlow already uses every core within a call."""
 
     def __init__(self, options: StyleOptions):
+        from nst_core import Stylizer  # TensorFlow: imported by the workers that stylize, not by the launcher
+
         self.stylizer = Stylizer(options)
         self.lock = threading.Lock()
         self.load_counted = False
@@ -185,29 +216,31 @@ class PairDoFn(beam.DoFn):
         return storage.join(self.output, *rel.split("/"))
 
     def done_record(self, pair: Pair) -> dict[str, Any] | None:
-        """The stored metrics if OUT already holds this exact pair (same fingerprint, image present)."""
+        """The stored metrics if OUT already holds this exact pair (same fingerprint and inputs, image present)."""
+        stored, why = self.check_done(pair)
+        if stored is None and why != NEW:
+            LOG.info("%s: %s, redoing the pair", pair.id, why)
+        return stored
+
+    def check_done(self, pair: Pair) -> tuple[dict[str, Any] | None, str]:
+        """(stored metrics, "") if OUT holds this exact pair, else (None, why it must be made)."""
         try:
             stored = json.loads(storage.read_bytes(self._path(metrics_rel(pair.id))))
         except FileNotFoundError:
-            return None
+            return None, NEW
         except (OSError, ValueError) as e:  # a torn or foreign file: redo the pair
-            LOG.warning("%s: unreadable metrics file, redoing the pair (%s)", pair.id, e)
-            return None
+            return None, f"unreadable metrics file ({e})"
         if not isinstance(stored, dict) or stored.get("fingerprint") != pair.fingerprint:
-            LOG.info("%s: stored output is for other inputs, options or mode, redoing it", pair.id)
-            return None
+            return None, "stored output is for other inputs, options or mode"
         if not storage.exists(self._path(image_rel(pair.id))):
-            return None
+            return None, "image missing"
         recorded = stored.get("inputs")
         if not isinstance(recorded, dict):
-            LOG.info("%s: stored output does not record its inputs' contents, redoing it", pair.id)
-            return None
+            return None, "stored output does not record its inputs' contents"
         for path in pair_inputs(pair):
             if not isinstance(recorded.get(path), dict) or not storage.unchanged(path, recorded[path]):
-                LOG.info("%s: %s changed since its output was made, redoing the pair", pair.id,
-                         storage.redact(path))
-                return None
-        return stored
+                return None, f"{storage.redact(path)} changed since its output was made"
+        return stored, ""
 
     def skipped_record(self, pair: Pair, stored: dict[str, Any]) -> dict[str, Any]:
         self.skipped.inc()
@@ -339,15 +372,17 @@ def _jsonl(records: Iterable[dict[str, Any]]) -> str:
 class WriteRunFiles(beam.DoFn):
     """All outcome records -> metrics.jsonl, errors.jsonl, report.html, summary.json; checks the accounting."""
 
-    def __init__(self, output: str, source: str, thumb_size: int, max_thumbs: int):
+    def __init__(self, output: str, source: str, thumb_size: int, max_thumbs: int, prune: bool = False):
         self.output, self.source, self.thumb_size, self.max_thumbs = output, source, thumb_size, max_thumbs
+        self.prune = prune
 
     def process(self, keyed: tuple[Any, Iterable[dict[str, Any]]], rows_in: int,
                 sources: dict[str, str | None]) -> Iterator[dict[str, Any]]:
         records = sorted(keyed[1], key=lambda r: (r["line"], r["id"]))
         summary = account(records, rows_in)
-        summary.update(source=storage.redact(self.source), output=storage.redact(self.output),
-                       finished=datetime.now(UTC).isoformat(timespec="seconds"))
+        finished = datetime.now(UTC).isoformat(timespec="seconds")
+        summary.update(source=storage.redact(self.source), output=storage.redact(self.output), finished=finished)
+        summary.update(self.handle_orphans({r["id"] for r in records if r.get("id")}, finished))
         done = [r for r in records if r["status"] != "error"]
         errors = [r for r in records if r["status"] == "error"]
         for r in done[self.max_thumbs:]:
@@ -370,6 +405,37 @@ class WriteRunFiles(beam.DoFn):
                                   f"lines missing {summary['missing_lines'][:20]}, "
                                   f"doubled {summary['doubled_lines'][:20]}")
         yield summary
+
+
+    def handle_orphans(self, claimed: set[str], finished: str) -> dict[str, Any]:
+        """List (and with --prune move aside) the outputs under OUT that no row of this run claims."""
+        orphans = find_orphans(self.output, claimed)
+        moved_to = ""
+        if orphans and self.prune:
+            moved_to = f"pruned/{finished.replace(':', '').replace('+0000', 'Z')}"
+            for rel in orphans:
+                storage.move(storage.join(self.output, *rel.split("/")),
+                             storage.join(self.output, *moved_to.split("/"), *rel.split("/")))
+        lines = [f"{moved_to}/{rel}" if moved_to else rel for rel in orphans]
+        storage.write_atomic(storage.join(self.output, ORPHANS), "".join(f"{x}\n" for x in lines), "text/plain")
+        return {"orphans": len(orphans), "pruned_to": moved_to}
+
+
+def find_orphans(output: str, claimed: set[str]) -> list[str]:
+    """Paths (relative to OUT) under images/ and metrics/ whose id no row claims: left by rows since changed
+    or removed from the manifest, or by another manifest written to the same OUT."""
+    found = []
+    for sub in ("images", "metrics"):
+        folder = storage.join(output, sub)
+        if storage.is_local(folder) and not os.path.isdir(folder):
+            continue
+        for path in storage.match(storage.join(folder, "*")):
+            name = storage.basename(path)
+            if name.startswith(".") or (storage.is_local(path) and not os.path.isfile(path)):
+                continue  # temp files of a write in progress, sub-folders
+            if name.rsplit(".", 1)[0] not in claimed:
+                found.append(f"{sub}/{name}")
+    return sorted(found)
 
 
 def account(records: list[dict[str, Any]], rows_in: int) -> dict[str, Any]:

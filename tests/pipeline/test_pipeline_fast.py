@@ -172,3 +172,15 @@ def test_network_name_follows_the_training_settings():
     others = {network_name("ab" * 32, opts, FastConfig(mode="fast", **change))
               for change in ({"style_boost": 2.0}, {"crop": 64}, {"steps": 7})}
     assert base not in others and len(others) == 3
+
+
+def test_a_rows_size_override_shares_its_styles_network(fast_run, catalog, tmp_path):
+    """What decides a network is the style and the loss options; a row's size only sets its output's size."""
+    manifest = write_csv(catalog / "sizes.csv", ["id,content,style,size", "big,content/c1.png,style/s1.png,",
+                                                 "small,content/c2.png,style/s1.png,24"])
+    out = tmp_path / "out"
+    c = counters(run(["--manifest", str(manifest), "--output", str(out), *FAST_MODE]))
+    assert (c["network_trainings"], c["pairs_stylized"]) == (1, 2)
+    sizes = {r["id"]: max(r["size"]) for r in read_jsonl(out / "metrics.jsonl")}
+    assert sizes == {"big": 40, "small": 24}
+    assert len(list((out / "models").glob("*.keras"))) == 1
