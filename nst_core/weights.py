@@ -198,7 +198,7 @@ def read_h5(path: Path) -> Weights:
 
 def read_imagenet() -> Weights:
     """Keras' own download (needs internet)."""
-    import keras
+    from nst_core.tfimport import keras
 
     try:
         model = keras.applications.VGG19(include_top=False, weights="imagenet")
