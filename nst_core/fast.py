@@ -33,15 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from nst_core import images, losses
 from nst_core.errors import InputError, NumericalError
 from nst_core.features import VGGFeatures, configure_devices, resolve_precision
 from nst_core.options import TRAIN_CROP, TRAIN_STEPS, TRAIN_STYLE_BOOST, VGG_LAYERS, StyleOptions
 from nst_core.stylizer import Result, versions
+from nst_core.tfimport import keras, tf
 from nst_core.weights import Weights, load_weights
 
 FORMAT = "nst-fast-style"

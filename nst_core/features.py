@@ -11,10 +11,10 @@ import functools
 import os
 
 import numpy as np
-import tensorflow as tf
 
 from nst_core.errors import InputError
 from nst_core.options import VGG_LAYERS
+from nst_core.tfimport import tf
 from nst_core.weights import Weights
 
 # Caffe preprocessing: BGR order, ImageNet channel means subtracted, 0..255 range.

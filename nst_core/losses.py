@@ -8,7 +8,7 @@ shifts with resolution; these do not.
 
 from __future__ import annotations
 
-import tensorflow as tf
+from nst_core.tfimport import tf
 
 EPS = 1e-8
 

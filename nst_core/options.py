@@ -12,6 +12,8 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,7 +85,7 @@ class StyleOptions:
     style_weight: float = _spec(10.0, "weight of the style loss", lo=0.0, hi=1e6)
     tv_weight: float = _spec(1.0, "weight of the total-variation (smoothness) loss", lo=0.0, hi=1e6)
     content_layer: str = _spec("block4_conv2", "VGG19 layer of the content loss", choices=VGG_LAYERS)
-    style_layers: tuple[str, ...] = _spec(DEFAULT_STYLE_LAYERS, "VGG19 layers of the style loss (comma list)",
+    style_layers: tuple[str, ...] = _spec(DEFAULT_STYLE_LAYERS, "VGG19 layers of the style loss",
                                           choices=VGG_LAYERS)
     style_layer_weights: tuple[float, ...] = _spec((), "per-style-layer weights (comma list; empty: equal)",
                                                    lo=0.0, hi=1e6)
@@ -278,18 +280,49 @@ def specs() -> list[OptionSpec]:
     return out
 
 
+def help_text(s: OptionSpec) -> str:
+    """The help of one option with its valid values and default (argparse, Beam and the Flex Template)."""
+    values = ""
+    if s.choices:
+        values = ("comma list of " if s.type == "list" else "one of ") + ", ".join(s.choices) + "; "
+    return f"{s.help} ({values}default: {s.default_text()})".replace("%", "%%")  # argparse formats help with %
+
+
 def add_arguments(parser, *, skip: tuple[str, ...] = (), defaults_none: bool = False) -> None:
     """Add one ``--flag`` per option to an argparse parser (Beam's PipelineOptions uses argparse too).
 
     With ``defaults_none`` every default is None, so the caller can tell which flags were given.
+    Choices are listed in the help, not given to argparse: a bad value then gets the one-line
+    ``option NAME: ...`` error of :meth:`StyleOptions.validate` like any other bad value.
     """
     for s in specs():
         if s.name in skip:
             continue
         default = None if defaults_none else (s.default_text() if s.type == "list" else s.default)
+        # A short choice list reads best in the usage line too: --optimizer {lbfgs,adam}.
+        metavar = "{" + ",".join(s.choices) + "}" if s.choices and s.type != "list" and len(s.choices) <= 4 else None
         parser.add_argument(s.flag, dest=s.name, type=str if s.type == "list" else
                             {"int": int, "float": float, "str": str}[s.type],
-                            default=default, help=f"{s.help} (default: {s.default_text()})")
+                            default=default, metavar=metavar, help=help_text(s))
+
+
+_NEGATIVE_VALUE = re.compile(r"^-\.?[0-9]")
+
+
+def join_negative_values(argv: Sequence[str], extra_flags: Sequence[str] = ()) -> list[str]:
+    """``--style-blend -1,2`` as ``--style-blend=-1,2``, for every option flag (both spellings) and ``extra_flags``.
+
+    argparse takes ``-1,2`` (not a plain negative number) for an option and says "expected one
+    argument"; joined, the value reaches validation, which names the option and the bound.
+    """
+    flags = {*extra_flags, *(f for s in specs() for f in (s.flag, "--" + s.name))}
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in flags and _NEGATIVE_VALUE.match(arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
 
 
 def from_namespace(ns: Any, base: StyleOptions | None = None) -> StyleOptions:

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from nst_core import color, images, losses, optimize
 from nst_core.errors import InputError, NumericalError
 from nst_core.features import VGGFeatures, configure_devices, resolve_precision
 from nst_core.options import VGG_LAYERS, StyleOptions
+from nst_core.tfimport import tf
 from nst_core.weights import Weights, load_weights
 
 __version__ = "0.1.0"

