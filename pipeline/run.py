@@ -210,7 +210,7 @@ def local_runner(options: PipelineOptions) -> Any:
 
     # Workers get Beam's options only: ours travel inside the DoFns, and a worker that does not know them
     # logs "Discarding unparseable args: [--output=...]", which reads as if they were dropped.
-    beam_only = {k: v for k, v in options.get_all_options().items() if k not in set(flag_names())}
+    beam_only = {k: v for k, v in options.get_all_options(drop_default=True).items() if k not in set(flag_names())}
     encoded = JobServiceHandle.encode_pipeline_options(beam_only)
     info = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
     return fn_runner.FnApiRunner(provision_info=info)
@@ -268,10 +268,19 @@ def print_help() -> None:
     parser.print_help()
 
 
+# Worker start-up warnings a local run relays that a user cannot act on (we register no schema types).
+WORKER_NOISE = ("No semi_persistent_directory found",)
+
+
+def _not_worker_noise(record: logging.LogRecord) -> bool:
+    return not any(n in record.getMessage() for n in WORKER_NOISE)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("apache_beam", "absl", "tensorflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("apache_beam.runners.portability.local_job_service").addFilter(_not_worker_noise)
     argv = list(sys.argv[1:] if argv is None else argv)
     if "-h" in argv or "--help" in argv:
         print_help()

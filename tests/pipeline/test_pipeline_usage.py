@@ -118,3 +118,20 @@ def test_help_does_not_import_tensorflow():
                           cwd=Path(__file__).resolve().parents[2])
     assert proc.returncode == 0 and "--plan" in proc.stdout and "--prune" in proc.stdout
     assert proc.stdout.strip().splitlines()[-1] != "tf" and proc.stderr == ""
+
+
+def test_a_two_worker_run_prints_nothing_on_stderr(tmp_path, image_dir):
+    """No TensorFlow banner, no 'Discarding unparseable args', no worker start-up warnings: only the result."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
+    proc = subprocess.run([sys.executable, "-m", "pipeline.run", "--contents", str(image_dir / "content" / "c*"),
+                           "--styles", str(image_dir / "style" / "s1*"), "--output", str(tmp_path / "out"), *FAST,
+                           "--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+                          capture_output=True, text=True, timeout=300, cwd=root, env={**env, "PYTHONPATH": str(root)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "", proc.stderr
+    assert "rows in 2 = stylized 2 + skipped 0 + errors 0 [OK]" in proc.stdout
