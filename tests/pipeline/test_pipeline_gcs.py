@@ -57,7 +57,8 @@ def test_gs_to_gs_round_trip(gcs, image_dir):
 
     names = {b.name for b in gcs.client.list_blobs(BUCKET, prefix="out/")}
     assert names == {"out/images/g1.png", "out/images/g2.png", "out/metrics/g1.json", "out/metrics/g2.json",
-                     "out/metrics.jsonl", "out/errors.jsonl", "out/report.html", "out/summary.json"}
+                     "out/metrics.jsonl", "out/errors.jsonl", "out/report.html", "out/summary.json",
+                     "out/orphans.txt"}
     assert json.loads(read_png_text(gcs.blob("out/images/g1.png").download_as_bytes())["nst:options"])["steps"] == 2
     assert json.loads(gcs.blob("out/metrics/g2.json").download_as_bytes())["options"]["steps"] == 1
     done = [json.loads(x) for x in gcs.blob("out/metrics.jsonl").download_as_text().splitlines()]
