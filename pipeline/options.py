@@ -85,21 +85,29 @@ class NSTPipelineOptions(PipelineOptions):
 
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
-        group = _UnderscoreAliases(parser)
-        for name, (typ, default, help_text) in PIPELINE_FLAGS.items():
-            flag = "--" + name.replace("_", "-")
-            if typ is bool:  # --prune alone, or --prune=true|false as a Flex Template passes it
-                group.add_argument(flag, dest=name, type=parse_bool, nargs="?", const=True, default=default,
-                                   help=help_text)
-            elif name in REPEATABLE:
-                group.add_argument(flag, dest=name, type=typ, action="append", default=default, help=help_text)
-            else:
-                group.add_argument(flag, dest=name, type=typ, default=default, help=help_text)
-        engine_options.add_arguments(group, defaults_none=True)
+        add_flags(parser)
 
     def style_options(self) -> StyleOptions:
         """The run's base StyleOptions: engine defaults overridden by the flags given (InputError if bad)."""
         return engine_options.from_namespace(self)
+
+
+def add_flags(parser: Any, show_defaults: bool = False) -> None:
+    """Register every flag (both spellings) on ``parser``; ``show_defaults`` adds the pipeline flags'
+    defaults to their help, for --help (the engine flags' help says them already; the Flex metadata must not)."""
+    group = _UnderscoreAliases(parser)
+    for name, (typ, default, help_text) in PIPELINE_FLAGS.items():
+        if show_defaults and default not in (None, False):
+            help_text = f"{help_text} (default: {default})"
+        flag = "--" + name.replace("_", "-")
+        if typ is bool:  # --prune alone, or --prune=true|false as a Flex Template passes it
+            group.add_argument(flag, dest=name, type=parse_bool, nargs="?", const=True, default=default,
+                               help=help_text)
+        elif name in REPEATABLE:
+            group.add_argument(flag, dest=name, type=typ, action="append", default=default, help=help_text)
+        else:
+            group.add_argument(flag, dest=name, type=typ, default=default, help=help_text)
+    engine_options.add_arguments(group, defaults_none=True)
 
 
 def flag_names() -> list[str]:

@@ -17,23 +17,24 @@ manifest, 1 the run failed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions, _BeamArgumentParser
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions
 from apache_beam.runners.runner import PipelineResult
 from apache_beam.utils.shared import Shared
 
 from nst_core import InputError, NSTError, StyleOptions, weights
 from pipeline import manifest, plan, storage
 from pipeline.fastmode import FastConfig, FastStylizeDoFn, StyleNetworkDoFn, key_by_style, route_groups
-from pipeline.options import PIPELINE_FLAGS, NSTPipelineOptions, flag_names
+from pipeline.options import NSTPipelineOptions, add_flags
 from pipeline.transforms import (
     NS,
     CrossPairs,
@@ -62,12 +63,20 @@ def _key_all(record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 def unknown_flags(options: PipelineOptions) -> list[str]:
     """Flags no PipelineOptions class knows (Beam only logs and drops them; a typo'd --stpes must not
-    silently run the default schedule over a catalog)."""
-    parser = _BeamArgumentParser(allow_abbrev=False)
-    for cls in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
-        cls._add_argparse_args(parser)
-    _, unknown = parser.parse_known_args(options._flags)
-    return [u.split("=", 1)[0] for u in unknown if u.startswith("--")]
+    silently run the default schedule over a catalog): what Beam keeps when told to retain unknown ones."""
+    with _quiet(logging.getLogger("apache_beam.options.pipeline_options")):  # its own "Discarding" line
+        known = options.get_all_options()
+    return [f"--{k}" for k in options.get_all_options(retain_unknown_options=True) if k not in known]
+
+
+@contextlib.contextmanager
+def _quiet(logger: logging.Logger) -> Iterator[None]:
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def resolve_options(options: PipelineOptions) -> tuple[NSTPipelineOptions, StyleOptions]:
@@ -194,26 +203,18 @@ def build(p: beam.Pipeline, opts: NSTPipelineOptions, base: StyleOptions) -> bea
                                             sources=beam.pvalue.AsDict(sources)))
 
 
-def local_runner(options: PipelineOptions) -> Any:
-    """The runner for a DirectRunner run: Beam's Python FnApiRunner, set up as DirectRunner sets it up.
+def local_runner(options: PipelineOptions) -> str | None:
+    """``FnApiRunner`` (one of Beam's public runner names) for a DirectRunner run; None for other runners.
 
     Beam 2.77's DirectRunner first tries Prism, a Go binary it downloads from GitHub at run time,
     and falls back to the FnApiRunner when that fails: a network attempt on every local run (and a
-    wait where the network hangs rather than refuses).  We go to the FnApiRunner directly; it reads
-    --direct_running_mode and --direct_num_workers as before.  Other runners: None (Beam's own).
+    wait where the network hangs rather than refuses).  The FnApiRunner reads --direct_running_mode
+    and --direct_num_workers itself; its workers get no pipeline options, which they do not need
+    (ours travel inside the DoFns).
     """
     if (options.view_as(StandardOptions).runner or "DirectRunner") not in ("DirectRunner", "direct"):
         return None
-    from apache_beam.portability.api import beam_provision_api_pb2
-    from apache_beam.runners.portability.fn_api_runner import fn_runner
-    from apache_beam.runners.portability.portable_runner import JobServiceHandle
-
-    # Workers get Beam's options only: ours travel inside the DoFns, and a worker that does not know them
-    # logs "Discarding unparseable args: [--output=...]", which reads as if they were dropped.
-    beam_only = {k: v for k, v in options.get_all_options(drop_default=True).items() if k not in set(flag_names())}
-    encoded = JobServiceHandle.encode_pipeline_options(beam_only)
-    info = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
-    return fn_runner.FnApiRunner(provision_info=info)
+    return "FnApiRunner"
 
 
 def run(argv: Sequence[str] | None = None, test_pipeline: beam.Pipeline | None = None) -> PipelineResult:
@@ -261,10 +262,7 @@ def print_help() -> None:
         epilog="Beam options (--runner, --direct_num_workers, --direct_running_mode, --project, --region, "
                "--temp_location, ...) are accepted too.  Exit codes:"
                + __doc__.split("Exit codes:")[1].replace("\n", " "))
-    NSTPipelineOptions._add_argparse_args(parser)
-    for action in parser._actions:
-        if action.dest in PIPELINE_FLAGS and action.default is not None:
-            action.help = f"{action.help} (default: {action.default})"
+    add_flags(parser, show_defaults=True)
     parser.print_help()
 
 
