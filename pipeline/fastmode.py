@@ -140,6 +140,8 @@ def models_index(folder: str) -> dict[str, tuple[str, str]]:
                 try:
                     meta = read_metadata(local_file(path))
                 except (InputError, OSError) as e:
+                    if storage.is_transient(e):
+                        raise
                     LOG.warning("--models: passing over %s (%s)", storage.redact(path), e)
                     continue
                 digest = hashlib.sha256(meta.pop("_style_bytes") + json.dumps(meta, sort_keys=True).encode())
@@ -247,6 +249,8 @@ class StyleNetworkDoFn(PairDoFn):
                 arrays.append(images.load_image(storage.read_bytes(c), c))
                 names.append(c)
             except (InputError, OSError) as e:
+                if storage.is_transient(e):
+                    raise
                 LOG.warning("training %s: passing over content %s (%s)", name, storage.redact(c), e)
         if not arrays:
             raise InputError(f"none of the {len(sample)} sampled content images could be read to train on")

@@ -8,18 +8,80 @@ and no safer).  Temp files left behind by a killed run are removed by :func:`rem
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import logging
 import os
 import posixpath
 import re
+import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 TEMP_MARK = ".tmp-"
 RAW = CompressionTypes.UNCOMPRESSED  # never guess compression from a file's extension
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)  # seconds before each retry of a transient failure; then it is raised
+LOG = logging.getLogger("pipeline")
+T = TypeVar("T")
+
+
+class TransientStorageError(OSError):
+    """A storage call kept failing the way an overloaded or unreachable service fails (timeouts, 429,
+    5xx): not the row's fault, so it is raised for Beam to retry the bundle, never kept as a row error."""
+
+
+def is_transient(e: BaseException) -> bool:
+    """Whether ``e`` (or what it wraps) is a failure that a later try may not repeat."""
+    seen: set[int] = set()
+    todo = [e]
+    while todo:
+        err = todo.pop()
+        if err is None or id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, TransientStorageError | TimeoutError | ConnectionError):
+            return True
+        if _is_transient_http(err):
+            return True
+        details = getattr(err, "exception_details", None)  # BeamIOError: path -> exception
+        if isinstance(details, dict):
+            todo += [d for d in details.values() if isinstance(d, BaseException)]
+        todo += [err.__cause__, err.__context__]
+    return False
+
+
+def _is_transient_http(err: BaseException) -> bool:
+    try:
+        from google.api_core import exceptions as api
+        from requests import exceptions as http
+    except ImportError:  # no GCS client installed: nothing of its kind can be raised
+        return False
+    return isinstance(err, api.TooManyRequests | api.ServerError | http.ConnectionError | http.Timeout)
+
+
+def retried(fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn`` retried with backoff (:data:`RETRY_DELAYS`) while it fails transiently, then
+    :class:`TransientStorageError`; any other failure passes through at once."""
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> T:
+        for attempt, delay in enumerate((*RETRY_DELAYS, None)):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as e:
+                if not is_transient(e):
+                    raise
+                if delay is None:
+                    raise TransientStorageError(f"{fn.__name__} {redact(str(args[0]) if args else '')}: still "
+                                                f"failing after {attempt + 1} tries ({type(e).__name__}: "
+                                                f"{redact(str(e))[:300]})") from e
+                LOG.warning("%s: %s, retrying in %.1f s", fn.__name__, type(e).__name__, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+    return call
 
 
 _URL = re.compile(r"""(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/@\s?#'"]*@)?(?P<rest>[^\s?#'"]*)"""
@@ -79,6 +141,7 @@ def supported(path: str) -> bool:
     return True
 
 
+@retried
 def read_bytes(path: str) -> bytes:
     """Bytes of a whole file; FileNotFoundError if it does not exist."""
     if is_local(path):
@@ -90,6 +153,7 @@ def read_bytes(path: str) -> bytes:
         return f.read()
 
 
+@retried
 def stamp(path: str) -> dict[str, Any]:
     """A cheap identity of the bytes at ``path``, read without reading them: a local file's size and
     modification time; a gs:// object's CRC32C, which GCS computes from the object's bytes.
@@ -125,6 +189,7 @@ def unchanged(path: str, recorded: dict[str, Any]) -> bool:
     return False
 
 
+@retried
 def read_head(path: str, size: int) -> bytes:
     """The first ``size`` bytes of a file (all of it if shorter); FileNotFoundError if it does not exist."""
     if is_local(path):
@@ -136,10 +201,12 @@ def read_head(path: str, size: int) -> bytes:
         return f.read(size)
 
 
+@retried
 def exists(path: str) -> bool:
     return os.path.exists(path) if is_local(path) else FileSystems.exists(path)
 
 
+@retried
 def write_atomic(path: str, data: bytes | str, mime_type: str = "application/octet-stream") -> None:
     """Write ``data`` so readers see either the old file or the whole new one, never a part."""
     if isinstance(data, str):
@@ -163,12 +230,14 @@ def write_atomic(path: str, data: bytes | str, mime_type: str = "application/oct
         raise
 
 
+@retried
 def match(pattern: str) -> list[str]:
     """Paths matching a glob (local or gs://), sorted; empty list if none."""
     result = FileSystems.match([pattern])[0]
     return sorted(m.path for m in result.metadata_list)
 
 
+@retried
 def move(src: str, dst: str) -> None:
     """Move one file (local: a rename, with the target folder made; gs://: Beam's copy-then-delete rename)."""
     if is_local(src) and is_local(dst):

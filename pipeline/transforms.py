@@ -94,6 +94,8 @@ def not_an_image(path: str) -> str:
     try:
         head = storage.read_head(path, SNIFF_BYTES)
     except OSError as e:
+        if storage.is_transient(e):
+            raise
         return f"cannot read it ({e})"
     try:
         Image.open(io.BytesIO(head))
@@ -192,7 +194,12 @@ class Engine:
 
 
 def failure_reason(e: Exception, what: str) -> str:
-    """The one-line reason an outcome record gives for ``e``; an unexpected type is logged with its traceback."""
+    """The one-line reason an outcome record gives for ``e``; an unexpected type is logged with its traceback.
+
+    A transient storage failure (retried already) is no reason to fail a row: it is raised again, and
+    Beam retries the bundle."""
+    if storage.is_transient(e):
+        raise e
     if isinstance(e, (NSTError, OSError)):
         return str(e)
     LOG.error("%s: unexpected failure\n%s", what, storage.redact(traceback.format_exc()))
@@ -229,6 +236,8 @@ class PairDoFn(beam.DoFn):
         except FileNotFoundError:
             return None, NEW
         except (OSError, ValueError) as e:  # a torn or foreign file: redo the pair
+            if storage.is_transient(e):
+                raise
             return None, f"unreadable metrics file ({e})"
         if not isinstance(stored, dict) or stored.get("fingerprint") != pair.fingerprint:
             return None, "stored output is for other inputs, options or mode"
