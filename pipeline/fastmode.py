@@ -22,19 +22,20 @@ import logging
 import os
 import random
 import tempfile
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.utils.shared import Shared
 
 from nst_core import InputError, StyleOptions, images
 from nst_core.options import TRAIN_CROP, TRAIN_STEPS, TRAIN_STYLE_BOOST
 from pipeline import storage
 from pipeline.manifest import Pair
 from pipeline.options import PIPELINE_CHOICES
+from pipeline.resources import WorkerResources
 from pipeline.transforms import NS, Inputs, PairDoFn, failure_reason
 
 LOG = logging.getLogger("pipeline")
@@ -106,48 +107,23 @@ def route_groups(group: tuple[str, Iterable[Pair]], mode: str, min_rows: int) ->
 
 
 # --- network files -----------------------------------------------------------------------------------
-_LOCAL: dict[str, str] = {}
-_LOCAL_LOCK = threading.Lock()
+def build_models_index(folder: str, local_file: Callable[[str], str]) -> dict[str, tuple[str, str]]:
+    """style sha256 -> (network path, network name) of the style networks in ``folder`` (a worker builds it
+    once, :meth:`WorkerResources.models_index`); files that are not style networks are logged and passed over."""
+    from nst_core.fast import read_metadata
 
-
-def local_file(path: str) -> str:
-    """A local path holding ``path``'s bytes (a gs:// object is copied once per process)."""
-    if storage.is_local(path):
-        return path
-    with _LOCAL_LOCK:
-        if path not in _LOCAL:
-            folder = tempfile.mkdtemp(prefix="nst-models-")
-            local = os.path.join(folder, storage.basename(path))
-            with open(local, "wb") as f:
-                f.write(storage.read_bytes(path))
-            _LOCAL[path] = local
-        return _LOCAL[path]
-
-
-_INDEX: dict[str, dict[str, tuple[str, str]]] = {}
-_INDEX_LOCK = threading.Lock()
-
-
-def models_index(folder: str) -> dict[str, tuple[str, str]]:
-    """style sha256 -> (network path, network name) of the style networks in ``folder`` (read once per
-    process); files that are not style networks are logged and passed over."""
-    with _INDEX_LOCK:
-        if folder not in _INDEX:
-            index: dict[str, tuple[str, str]] = {}
-            from nst_core.fast import read_metadata
-
-            for path in storage.match(storage.join(folder, "*.keras")):
-                try:
-                    meta = read_metadata(local_file(path))
-                except (InputError, OSError) as e:
-                    if storage.is_transient(e):
-                        raise
-                    LOG.warning("--models: passing over %s (%s)", storage.redact(path), e)
-                    continue
-                digest = hashlib.sha256(meta.pop("_style_bytes") + json.dumps(meta, sort_keys=True).encode())
-                index.setdefault(meta["style"]["sha256"], (path, f"given-{digest.hexdigest()[:16]}"))
-            _INDEX[folder] = index
-        return _INDEX[folder]
+    index: dict[str, tuple[str, str]] = {}
+    for path in storage.match(storage.join(folder, "*.keras")):
+        try:
+            meta = read_metadata(local_file(path))
+        except (InputError, OSError) as e:
+            if storage.is_transient(e):
+                raise
+            LOG.warning("--models: passing over %s (%s)", storage.redact(path), e)
+            continue
+        digest = hashlib.sha256(meta.pop("_style_bytes") + json.dumps(meta, sort_keys=True).encode())
+        index.setdefault(meta["style"]["sha256"], (path, f"given-{digest.hexdigest()[:16]}"))
+    return index
 
 
 def network_name(style_sha: str, options: StyleOptions, cfg: FastConfig) -> str:
@@ -178,10 +154,11 @@ def by_training_options(pairs: Iterable[Pair], cfg: FastConfig) -> dict[StyleOpt
     return groups
 
 
-def network_for(style_sha: str, options: StyleOptions, cfg: FastConfig, output: str) -> tuple[str, str, bool]:
+def network_for(style_sha: str, options: StyleOptions, cfg: FastConfig, output: str,
+                resources: WorkerResources) -> tuple[str, str, bool]:
     """(path, name, given) of the network for this style and these training options: one from --models
     whose style matches, else the one this run trains (or an earlier run trained) under OUT/models."""
-    given = models_index(cfg.models).get(style_sha) if cfg.models else None
+    given = resources.models_index(cfg.models, build_models_index).get(style_sha) if cfg.models else None
     if given:
         return given[0], given[1], True
     name = network_name(style_sha, options, cfg)
@@ -193,8 +170,9 @@ class StyleNetworkDoFn(PairDoFn):
     """(style, pairs) -> (network path, pair) per pair to stylize; outcome records (tag ``outcomes``)
     for pairs already done and for every pending pair of a style whose network cannot be had."""
 
-    def __init__(self, output: str, cfg: FastConfig, thumb_size: int = 160):
-        super().__init__(output, thumb_size)
+    def __init__(self, output: str, cfg: FastConfig, engine_options: StyleOptions, shared: Shared,
+                 thumb_size: int = 160):
+        super().__init__(output, engine_options, shared, thumb_size)
         self.cfg = cfg
         self.trainings = Metrics.counter(NS, "network_trainings")
 
@@ -203,7 +181,7 @@ class StyleNetworkDoFn(PairDoFn):
 
         style, pairs = group
         try:
-            style_bytes = Inputs().get(style, "style", cached=True)
+            style_bytes = Inputs(self.resources()).get(style, "style", cached=True)
         except Exception as e:  # noqa: BLE001 - the style's rows fail, the run goes on
             reason = failure_reason(e, style)
             for pair in pairs:
@@ -215,7 +193,7 @@ class StyleNetworkDoFn(PairDoFn):
 
     def one_network(self, style: str, style_bytes: bytes, sha: str, options: StyleOptions,
                     pairs: list[Pair]) -> Iterator[Any]:
-        path, name, given = network_for(sha, options, self.cfg, self.output)
+        path, name, given = network_for(sha, options, self.cfg, self.output, self.resources())
         pending = []
         for pair in as_fast(pairs, name):
             stored = self.done_record(pair)
@@ -263,33 +241,11 @@ class StyleNetworkDoFn(PairDoFn):
             storage.write_atomic(path, local.read_bytes(), "application/zip")
 
 
-class Network:
-    """A loaded style network and the lock that serializes its calls (as :class:`~pipeline.transforms.Engine`)."""
-
-    _cache: dict[str, Network] = {}
-    _lock = threading.Lock()
-
-    def __init__(self, path: str):
-        from nst_core import fast
-
-        self.net = fast.load_style_network(local_file(path))
-        self.lock = threading.Lock()
-
-    @classmethod
-    def get(cls, path: str, on_load: Any) -> Network:
-        """The network at ``path``, loaded once per process (``on_load()`` is called when it is)."""
-        with cls._lock:
-            if path not in cls._cache:
-                cls._cache[path] = cls(path)
-                on_load()
-            return cls._cache[path]
-
-
 class FastStylizeDoFn(PairDoFn):
     """(network path, pair) -> outcome record: stylized by one pass of the style's network, or error."""
 
-    def __init__(self, output: str, thumb_size: int = 160):
-        super().__init__(output, thumb_size)
+    def __init__(self, output: str, engine_options: StyleOptions, shared: Shared, thumb_size: int = 160):
+        super().__init__(output, engine_options, shared, thumb_size)
         self.loaded = Metrics.counter(NS, "networks_loaded")
 
     def process(self, item: tuple[str, Pair]) -> Iterator[dict[str, Any]]:
@@ -301,9 +257,9 @@ class FastStylizeDoFn(PairDoFn):
 
         content = inputs.get(pair.content, "content")
         inputs.get(pair.styles[0], "style", cached=True)  # recorded: the network was trained on these bytes
-        network = Network.get(path, self.loaded.inc)
+        network = self.resources().network(path, on_load=self.loaded.inc)
         with network.lock:
-            result = fast.stylize_with_network(network.net, content, size=pair.options.size,
+            result = fast.stylize_with_network(network.model, content, size=pair.options.size,
                                                content_name=pair.content)
         result.network["path"] = storage.redact(path)
         return result

@@ -21,6 +21,7 @@ from nst_core import InputError, StyleOptions
 from pipeline import storage
 from pipeline.fastmode import FastConfig, as_fast, by_training_options, network_for
 from pipeline.manifest import Pair, RowError, cross, parse
+from pipeline.resources import WorkerResources
 from pipeline.transforms import NEW, Inputs, PairDoFn, find_orphans, not_an_image, pair_inputs
 
 IO_THREADS = 16  # done checks are reads and stats: on gs:// each is a round trip, so overlap them
@@ -60,7 +61,8 @@ def make_plan(opts: Any, base: StyleOptions) -> dict[str, Any]:
     """Every row's planned outcome; returns the plan's summary (and writes the listing to ``plan_file``)."""
     items = rows_of(opts, base)
     cfg = FastConfig.from_options(opts)
-    checker = PairDoFn(opts.output)
+    checker = PairDoFn(opts.output, base)
+    resources = WorkerResources(base)  # loads nothing but the --models index and style bytes it is asked for
     entries: list[dict[str, Any]] = []
     pairs = [i for i in items if isinstance(i, Pair)]
     for err in (i for i in items if isinstance(i, RowError)):
@@ -69,13 +71,15 @@ def make_plan(opts: Any, base: StyleOptions) -> dict[str, Any]:
     to_check: list[tuple[Pair, str]] = [(p, "optimize") for p in optimize]
     trainings: list[dict[str, Any]] = []
     for style, members in fast_groups.items():
+        from nst_core.fast import style_sha256  # TensorFlow: only for a plan with fast rows
+
         try:
-            sha = _style_sha(style)
+            sha = style_sha256(Inputs(resources).get(style, "style", cached=True))
         except (InputError, OSError) as e:
             entries += [{"line": p.line, "id": p.id, "plan": "error", "reason": str(e)} for p in members]
             continue
         for options, group in by_training_options(members, cfg).items():
-            path, name, given = network_for(sha, options, cfg, opts.output)
+            path, name, given = network_for(sha, options, cfg, opts.output, resources)
             fast_pairs = as_fast(group, name)
             to_check += [(p, "fast") for p in fast_pairs]
             if not given and not storage.exists(path):
@@ -108,12 +112,6 @@ def make_plan(opts: Any, base: StyleOptions) -> dict[str, Any]:
         f.writelines(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in entries)
     summary["plan_file"] = path
     return summary
-
-
-def _style_sha(style: str) -> str:
-    from nst_core.fast import style_sha256
-
-    return style_sha256(Inputs().get(style, "style", cached=True))
 
 
 def summarize(entries: Iterable[dict[str, Any]], trainings: list[dict[str, Any]],

@@ -172,20 +172,22 @@ def build(p: beam.Pipeline, opts: NSTPipelineOptions, base: StyleOptions) -> bea
     split = rows | "SplitRows" >> beam.FlatMap(split_rows).with_outputs("errors", main="pairs")
     thumb = opts.thumbnail_size if opts.thumbnail_size is not None else 160
     fast_cfg = FastConfig.from_options(opts)
+    shared = Shared()  # one WorkerResources per worker process, for every stylizing step
     to_optimize, fast_outcomes = split.pairs, []
     if fast_cfg.mode != "optimize":
         by_style = split.pairs | "KeyByStyle" >> beam.FlatMap(key_by_style).with_outputs("optimize", main="keyed")
         routed = (by_style.keyed | "GroupByStyle" >> beam.GroupByKey()
                   | "RouteStyles" >> beam.FlatMap(route_groups, fast_cfg.mode, fast_cfg.min_rows)
                   .with_outputs("optimize", main="fast"))
-        networks = (routed.fast | "StyleNetworks" >> beam.ParDo(StyleNetworkDoFn(opts.output, fast_cfg, thumb))
+        networks = (routed.fast | "StyleNetworks" >> beam.ParDo(StyleNetworkDoFn(opts.output, fast_cfg, base, shared,
+                                                                                  thumb))
                     .with_outputs("outcomes", main="work"))
         fast_stylized = (networks.work | "SpreadFastPairs" >> beam.Reshuffle()
-                         | "FastStylize" >> beam.ParDo(FastStylizeDoFn(opts.output, thumb)))
+                         | "FastStylize" >> beam.ParDo(FastStylizeDoFn(opts.output, base, shared, thumb)))
         fast_outcomes = [networks.outcomes, fast_stylized]
         to_optimize = (by_style.optimize, routed.optimize) | "OptimizePairs" >> beam.Flatten()
     pairs = to_optimize | "SpreadPairs" >> beam.Reshuffle()
-    stylized = pairs | "Stylize" >> beam.ParDo(StylizeDoFn(opts.output, base, Shared(), thumb))
+    stylized = pairs | "Stylize" >> beam.ParDo(StylizeDoFn(opts.output, base, shared, thumb))
     bad_rows = split.errors | "RecordRowErrors" >> beam.ParDo(RecordRowError())
     outcomes = (stylized, bad_rows, *fast_outcomes) | "AllOutcomes" >> beam.Flatten()
     if thumb:
@@ -217,22 +219,25 @@ def local_runner(options: PipelineOptions) -> str | None:
     return "FnApiRunner"
 
 
-def run(argv: Sequence[str] | None = None, test_pipeline: beam.Pipeline | None = None) -> PipelineResult:
-    """Parse flags, check inputs, run the pipeline to completion; raises UsageError before running."""
+def run(argv: Sequence[str] | None = None, test_pipeline: beam.Pipeline | None = None,
+        wait: bool = True) -> PipelineResult:
+    """Parse flags, check inputs, run the pipeline (to completion unless ``wait`` is False: a Dataflow
+    launcher only submits the job); raises UsageError before running."""
     options = PipelineOptions(list(argv) if argv is not None else None)
     opts, base = resolve_options(options)
     if opts.plan:
         raise UsageError("--plan runs no pipeline: use nst-pipeline --plan, or pipeline.plan.make_plan")
-    return execute(options, opts, base, test_pipeline)
+    return execute(options, opts, base, test_pipeline, wait)
 
 
 def execute(options: PipelineOptions, opts: NSTPipelineOptions, base: StyleOptions,
-            test_pipeline: beam.Pipeline | None = None) -> PipelineResult:
-    """Run the checked options' pipeline to completion."""
+            test_pipeline: beam.Pipeline | None = None, wait: bool = True) -> PipelineResult:
+    """Run the checked options' pipeline (to completion with ``wait``)."""
     p = test_pipeline or beam.Pipeline(runner=local_runner(options), options=options)
     build(p, opts, base)
     result = p.run()
-    result.wait_until_finish()
+    if wait:
+        result.wait_until_finish()
     return result
 
 

@@ -247,11 +247,6 @@ def move(src: str, dst: str) -> None:
     FileSystems.rename([src], [dst])
 
 
-def delete(paths: list[str]) -> None:
-    if paths:
-        FileSystems.delete(paths)
-
-
 def remove_stale_temps(folder: str) -> int:
     """Delete temp files a killed run left in a local ``folder``; returns how many."""
     if not is_local(folder) or not os.path.isdir(folder):

@@ -13,9 +13,8 @@ import json
 import logging
 import os
 import socket
-import threading
 import traceback
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -29,12 +28,12 @@ from PIL import Image, UnidentifiedImageError
 from nst_core import InputError, NSTError, StyleOptions
 from pipeline import report, storage
 from pipeline.manifest import ManifestError, Pair, RowError, cross, parse
+from pipeline.resources import WorkerResources, acquire
 
 LOG = logging.getLogger("pipeline")
 NS = "nst"
 NEW = "not made yet"
 ORPHANS = "orphans.txt"
-STYLE_BYTES_CACHE = 256 * 1024 * 1024  # style images kept in memory per worker (catalogs reuse few styles)
 SNIFF_BYTES = 4096  # enough for every image header Pillow identifies
 SNIFF_THREADS = 16
 
@@ -132,44 +131,23 @@ class RecordRowError(beam.DoFn):
 
 
 # --- the engine, once per worker process ------------------------------------------------------------
-class StyleBytes:
-    """Per-process LRU of style image bytes: a catalog reuses a few styles, read each once per worker.
-
-    Keyed by path and :func:`storage.stamp`, so a style file replaced at the same path is read again."""
-
-    _lock = threading.Lock()
-    _data: OrderedDict[tuple[str, str], bytes] = OrderedDict()
-    _size = 0
-
-    @classmethod
-    def get(cls, path: str, stamp: dict[str, Any] | None = None) -> bytes:
-        key = (path, json.dumps(stamp if stamp is not None else storage.stamp(path), sort_keys=True))
-        with cls._lock:
-            if key in cls._data:
-                cls._data.move_to_end(key)
-                return cls._data[key]
-        data = storage.read_bytes(path)
-        with cls._lock:
-            if key not in cls._data:
-                cls._data[key] = data
-                cls._size += len(data)
-            while cls._size > STYLE_BYTES_CACHE and len(cls._data) > 1:
-                cls._size -= len(cls._data.popitem(last=False)[1])
-        return data
-
-
 class Inputs:
     """Reads one pair's input files and records what it read (stamp and sha256 per path), so that a
     rerun redoes the pair when any of them changes, even at the same path."""
 
-    def __init__(self) -> None:
+    def __init__(self, resources: WorkerResources | None = None) -> None:
+        self.resources = resources
         self.read: dict[str, dict[str, Any]] = {}
 
     def get(self, path: str, what: str, cached: bool = False) -> bytes:
-        """The bytes of an input image; InputError naming it (a row error, not a crash) if it is not there."""
+        """The bytes of an input image (``cached``: from the worker's style cache); InputError naming it
+        (a row error, not a crash) if it is not there."""
         try:
             stamp = storage.stamp(path)  # before the read: a change during it shows as a change next run
-            data = StyleBytes.get(path, stamp) if cached else storage.read_bytes(path)
+            if cached and self.resources is not None:
+                data = self.resources.style_bytes(path, stamp)
+            else:
+                data = storage.read_bytes(path)
         except FileNotFoundError:
             raise InputError(f"{what} {path}: file not found") from None
         self.read[path] = {**stamp, "sha256": storage.sha256(data)}
@@ -179,18 +157,6 @@ class Inputs:
 def pair_inputs(pair: Pair) -> list[str]:
     """Every file a pair's output depends on."""
     return [pair.content, *pair.styles, *([pair.options.init_path] if pair.options.init_path else [])]
-
-
-class Engine:
-    """One Stylizer per process, shared by the DoFn instances (threads) there; calls are serialized
-    because a Stylizer is not thread-safe and TensorFlow already uses every core within a call."""
-
-    def __init__(self, options: StyleOptions):
-        from nst_core import Stylizer  # TensorFlow: imported by the workers that stylize, not by the launcher
-
-        self.stylizer = Stylizer(options)
-        self.lock = threading.Lock()
-        self.load_counted = False
 
 
 def failure_reason(e: Exception, what: str) -> str:
@@ -207,12 +173,17 @@ def failure_reason(e: Exception, what: str) -> str:
 
 
 class PairDoFn(beam.DoFn):
-    """What every stylizing step shares: the done check (resume), writing a result (image, then metrics),
-    and turning a pair into exactly one outcome record (skipped, stylized or error) with its counters."""
+    """What every stylizing step shares: the worker's resources, the done check (resume), writing a result
+    (image, then metrics), and turning a pair into exactly one outcome record (skipped, stylized or error)
+    with its counters."""
 
-    def __init__(self, output: str, thumb_size: int = 160):
+    def __init__(self, output: str, engine_options: StyleOptions | None = None, shared: Shared | None = None,
+                 thumb_size: int = 160):
         self.output = output
+        self.engine_options = engine_options or StyleOptions()
+        self.shared = shared or Shared()
         self.thumb_size = thumb_size
+        self._resources: WorkerResources | None = None
         self.stylized = Metrics.counter(NS, "pairs_stylized")
         self.skipped = Metrics.counter(NS, "pairs_skipped")
         self.failed = Metrics.counter(NS, "pairs_failed")
@@ -221,6 +192,12 @@ class PairDoFn(beam.DoFn):
 
     def _path(self, rel: str) -> str:
         return storage.join(self.output, *rel.split("/"))
+
+    def resources(self) -> WorkerResources:
+        """This process's WorkerResources (acquired on first use; loading anything in it is lazy too)."""
+        if self._resources is None:
+            self._resources = acquire(self.shared, self.engine_options)
+        return self._resources
 
     def done_record(self, pair: Pair) -> dict[str, Any] | None:
         """The stored metrics if OUT already holds this exact pair (same fingerprint and inputs, image present)."""
@@ -267,7 +244,7 @@ class PairDoFn(beam.DoFn):
 
     def attempt(self, pair: Pair, stylize: Callable[[Inputs], Any]) -> dict[str, Any]:
         """Run ``stylize(inputs)`` (-> a Result) and write its image, then its metrics; or the pair's error record."""
-        inputs = Inputs()
+        inputs = Inputs(self.resources())
         try:
             result = stylize(inputs)
         except Exception as e:  # noqa: BLE001 - one pair's failure must not sink the batch
@@ -306,26 +283,10 @@ class StylizeDoFn(PairDoFn):
     """Pair -> outcome record: skipped if OUT already holds it, else stylized by optimisation or error."""
 
     def __init__(self, output: str, engine_options: StyleOptions, shared: Shared, thumb_size: int = 160):
-        super().__init__(output, thumb_size)
-        self.engine_options = engine_options
-        self.shared = shared
-        self.engine: Engine | None = None
+        super().__init__(output, engine_options, shared, thumb_size)
         self.model_loads = Metrics.counter(NS, "model_loads")
         self.cache_hits = Metrics.counter(NS, "style_cache_hits")
         self.cache_misses = Metrics.counter(NS, "style_cache_misses")
-
-    def _engine(self) -> Engine:
-        # Built lazily inside process() so the load is counted in a live metrics context (and a worker
-        # that never gets a pair never loads VGG19); Shared makes it once per process, not per DoFn.
-        if self.engine is None:
-            key = json.dumps({k: v for k, v in self.engine_options.to_dict().items()
-                              if k in ("precision", "weights")}, sort_keys=True)
-            self.engine = self.shared.acquire(lambda: Engine(self.engine_options), tag=key)
-        with self.engine.lock:
-            if not self.engine.load_counted:
-                self.engine.load_counted = True
-                self.model_loads.inc()
-        return self.engine
 
     def process(self, pair: Pair) -> Iterator[dict[str, Any]]:
         stored = self.done_record(pair)
@@ -338,9 +299,10 @@ class StylizeDoFn(PairDoFn):
         content = inputs.get(pair.content, "content")
         styles = [inputs.get(s, "style", cached=True) for s in pair.styles]
         init = inputs.get(pair.options.init_path, "init image") if pair.options.init_path else None
-        engine = self._engine()  # after the reads: a run whose pairs all fail to read loads no model
+        # after the reads: a run whose pairs all fail to read loads no model
+        engine = self.resources().stylizer(on_load=self.model_loads.inc)
         with engine.lock:
-            st = engine.stylizer
+            st = engine.model
             hits, misses = st.style_cache_hits, st.style_cache_misses
             result = st.stylize(content, styles, options=pair.options, content_name=pair.content,
                                 style_names=list(pair.styles), init_image=init)

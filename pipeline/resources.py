@@ -1,0 +1,171 @@
+"""WorkerResources: what one worker process loads once and serves every pair from.
+
+Shaped like Beam's ``ModelHandler`` (load once, then serve) and acquired through one ``Shared``
+handle per run, so every stylizing step in a process (optimize, style networks, fast passes) and
+every thread there use one object:
+
+- the Stylizer (VGG19 and its style-target cache), built on the first pair that needs it, so a
+  worker that only skips pairs loads nothing;
+- the style images' bytes, an LRU bounded in bytes and keyed by the file's stamp, so a painting
+  replaced at the same path is read again;
+- the style networks, an LRU of loaded models;
+- the ``--models`` index and the local copies of gs:// network files.
+
+Loads run outside every lock: a thread that asks for another key never waits for one that loads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from apache_beam.utils.shared import Shared
+
+from nst_core import StyleOptions
+from pipeline import storage
+
+V = TypeVar("V")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one worker process may keep; the defaults suit a GPU worker with several processes under MPS."""
+
+    style_bytes: int = 64 * 1024 * 1024  # encoded style images (a catalog reuses few styles)
+    networks: int = 4  # loaded style networks (~7 MB of weights each, plus their traced graph)
+
+
+class LoadOnce(Generic[V]):
+    """key -> value, each loaded once by the first caller; others asking for the same key wait for that load,
+    others asking for other keys do not.  Bounded by ``max_entries`` and/or ``max_bytes`` (with ``size``),
+    dropping the least recently used; a failed load is not kept, so the next caller tries again."""
+
+    def __init__(self, max_entries: int | None = None, max_bytes: int | None = None,
+                 size: Callable[[V], int] = lambda v: 0):
+        self.max_entries, self.max_bytes, self.size = max_entries, max_bytes, size
+        self._lock = threading.Lock()
+        self._items: OrderedDict[Hashable, Future] = OrderedDict()
+        self._sizes: dict[Hashable, int] = {}
+        self.loads = 0
+
+    @property
+    def nbytes(self) -> int:
+        with self._lock:
+            return sum(self._sizes.values())
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def get(self, key: Hashable, load: Callable[[], V]) -> V:
+        with self._lock:
+            future = self._items.get(key)
+            owner = future is None
+            if owner:
+                future = self._items[key] = Future()
+            else:
+                self._items.move_to_end(key)
+        if not owner:
+            return future.result()
+        try:
+            value = load()
+        except BaseException as e:
+            with self._lock:
+                self._items.pop(key, None)
+            future.set_exception(e)
+            raise
+        future.set_result(value)
+        with self._lock:
+            self.loads += 1
+            if key in self._items:
+                self._sizes[key] = self.size(value)
+            self._evict(keep=key)
+        return value
+
+    def _evict(self, keep: Hashable) -> None:
+        def over() -> bool:
+            return ((self.max_entries is not None and len(self._items) > self.max_entries)
+                    or (self.max_bytes is not None and sum(self._sizes.values()) > self.max_bytes))
+        for key in list(self._items):
+            if not over():
+                break
+            if key != keep and self._items[key].done():
+                del self._items[key]
+                self._sizes.pop(key, None)
+
+
+class Served:
+    """A loaded model and the lock that serializes its calls (it is not thread-safe, and TensorFlow already
+    uses every core within one call)."""
+
+    def __init__(self, model: Any):
+        self.model = model
+        self.lock = threading.Lock()
+
+
+class WorkerResources:
+    """One per worker process: see the module docstring."""
+
+    def __init__(self, engine_options: StyleOptions, limits: Limits = Limits()):
+        self.engine_options = engine_options
+        self.limits = limits
+        self._stylizer: LoadOnce[Served] = LoadOnce()
+        self._style_bytes: LoadOnce[bytes] = LoadOnce(max_bytes=limits.style_bytes, size=len)
+        self._networks: LoadOnce[Served] = LoadOnce(max_entries=limits.networks)
+        self._indexes: LoadOnce[dict] = LoadOnce()
+        self._local: LoadOnce[str] = LoadOnce()
+
+    def stylizer(self, on_load: Callable[[], None] = lambda: None) -> Served:
+        """The Stylizer (``.model``), built on first use; ``on_load()`` is called when it is built."""
+        def build() -> Served:
+            from nst_core import Stylizer  # TensorFlow: imported by the workers that stylize, not by the launcher
+
+            served = Served(Stylizer(self.engine_options))
+            on_load()
+            return served
+        return self._stylizer.get("stylizer", build)
+
+    def style_bytes(self, path: str, stamp: dict[str, Any] | None = None) -> bytes:
+        """The bytes of a style image, read once per process while its stamp stays the same."""
+        stamp = stamp if stamp is not None else storage.stamp(path)
+        return self._style_bytes.get((path, json.dumps(stamp, sort_keys=True)), lambda: storage.read_bytes(path))
+
+    def network(self, path: str, on_load: Callable[[], None] = lambda: None) -> Served:
+        """The style network at ``path`` (``.model``), loaded once while it stays among the recently used."""
+        def load() -> Served:
+            from nst_core import fast
+
+            served = Served(fast.load_style_network(self.local_file(path)))
+            on_load()
+            return served
+        return self._networks.get(path, load)
+
+    def local_file(self, path: str) -> str:
+        """A local path holding ``path``'s bytes (a gs:// object is copied once per process)."""
+        if storage.is_local(path):
+            return path
+
+        def copy() -> str:
+            local = os.path.join(tempfile.mkdtemp(prefix="nst-models-"), storage.basename(path))
+            with open(local, "wb") as f:
+                f.write(storage.read_bytes(path))
+            return local
+        return self._local.get(path, copy)
+
+    def models_index(self, folder: str, build: Callable[[str, Callable[[str], str]], dict]) -> dict:
+        """``build(folder, local_file)``, once per folder and process."""
+        return self._indexes.get(folder, lambda: build(folder, self.local_file))
+
+
+def acquire(shared: Shared, engine_options: StyleOptions) -> WorkerResources:
+    """This process's WorkerResources for these engine options (one per process and run)."""
+    tag = json.dumps({k: v for k, v in engine_options.to_dict().items() if k in ("precision", "weights")},
+                     sort_keys=True)
+    return shared.acquire(lambda: WorkerResources(engine_options), tag=tag)
