@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = with_defaults(sys.argv[1:] if argv is None else argv)
     logging.getLogger("nst.flex").info("launching with %s", " ".join(args))
     try:
-        run(args)
+        run(args, wait=False)
     except UsageError as e:
         print(f"nst flex template: error: {e}", file=sys.stderr)
         return 2
