@@ -151,6 +151,18 @@ def summary(out: Path, result, how: str) -> str:
     return f"wrote {out} ({w}x{h} px, width x height; {how}, {result.precision}; {losses})"
 
 
+def save(out: Path, metrics: str | None, result) -> bool:
+    """Write the image, then the metrics; a failed write (disk full, ...) is one line, not a traceback."""
+    files = [(out, result.png_bytes)] + ([(Path(metrics), lambda: result.metrics_json().encode())] if metrics else [])
+    for path, data in files:
+        try:
+            outfiles.write_atomic(path, data())
+        except OSError as e:
+            print(f"nst-stylize: failed: cannot write {path} ({e.strerror or e})", file=sys.stderr)
+            return False
+    return True
+
+
 def main_model(args: argparse.Namespace) -> int:
     """nst-stylize --model: one forward pass of a trained style network."""
     try:
@@ -181,9 +193,8 @@ def main_model(args: argparse.Namespace) -> int:
     except NSTError as e:
         print(f"nst-stylize: failed: {e}", file=sys.stderr)
         return EXIT_FAIL
-    outfiles.write_atomic(out, result.png_bytes())
-    if args.metrics:
-        outfiles.write_atomic(args.metrics, result.metrics_json().encode())
+    if not save(out, args.metrics, result):
+        return EXIT_FAIL
     if not args.quiet:
         print(summary(out, result, f"fast mode with {args.model}, {result.seconds:.2f}s"), file=sys.stderr)
     return EXIT_OK
@@ -247,9 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nst-stylize: failed: {e}", file=sys.stderr)
         return EXIT_FAIL
     bar.close()
-    outfiles.write_atomic(out, result.png_bytes())
-    if args.metrics:
-        outfiles.write_atomic(args.metrics, result.metrics_json().encode())
+    if not save(out, args.metrics, result):
+        return EXIT_FAIL
     if not args.quiet:
         steps = f"{result.steps} step{'s' * (result.steps != 1)}"
         print(summary(out, result, f"{steps}, {result.seconds:.1f}s"), file=sys.stderr)

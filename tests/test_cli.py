@@ -177,3 +177,14 @@ def test_train_cli_checks_weights_and_output_before_any_work(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert rc == 2 and len(err.splitlines()) == 1 and needle in err, (extra, err)
     assert not list(tmp_path.glob("*.keras"))
+
+
+def test_a_failed_write_after_the_work_is_one_line(tmp_path, capsys, monkeypatch):
+    from nst_core import outfiles
+
+    def full(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(outfiles, "write_atomic", full)
+    rc, err = _run(tmp_path, capsys)
+    assert rc == 1 and err == f"nst-stylize: failed: cannot write {tmp_path / 'o.png'} (No space left on device)"
