@@ -104,10 +104,13 @@ class Snapshots:
         shot = Result(image=images.to_uint8(rgb), losses={k: entry[k] for k in ("content", "style", "tv", "total")},
                       steps=entry["step"], seconds=entry["seconds"], trace=[], options=self.opts,
                       precision=self.precision, content=self.content_name, styles=self.style_names)
-        text = {**shot.png_text(), "nst:snapshot": json.dumps({k: entry[k] for k in ("step", "scale", "stage",
-                                                                                     "height", "width")
-                                                                  if k in entry})}
-        outfiles.write_atomic(snapshot_path(self.out, entry["step"]), images.encode_png(shot.image, text))
+        where = {k: entry[k] for k in ("step", "scale", "stage", "height", "width", "tiles") if k in entry}
+        text = {**shot.png_text(), "nst:snapshot": json.dumps(where)}
+        path = snapshot_path(self.out, entry["step"])
+        try:
+            outfiles.write_atomic(path, images.encode_png(shot.image, text))
+        except OSError as e:  # reported like the final image's write: one line, exit 1
+            raise NSTError(f"cannot write {path} ({e.strerror or e})") from None
 
 
 class StepProgress:
@@ -175,15 +178,15 @@ def main_model(args: argparse.Namespace) -> int:
         content = images.load_image(args.content, args.content)
         out = output_path(args.output, args.content, [args.model])
         check_outputs(out, args.metrics, [], args.no_clobber)
-        ignored = ignored_in_fast_mode(args)
-        if ignored:
-            print(f"nst-stylize: warning: --model stylises in one pass: ignoring {', '.join(ignored)} "
-                  f"(only {', '.join(FAST_FLAGS)} apply)", file=sys.stderr)
         from nst_core import fast  # TensorFlow is imported here, after the cheap checks
 
         meta = fast.read_metadata(args.model)  # refuses a file that is not ours before Keras opens it
         if args.weights is None:
             weights.check_source(meta.get("options", {}).get("weights", "auto"))
+        ignored = ignored_in_fast_mode(args)
+        if ignored:  # after the checks, so a refused run's stderr stays one line
+            print(f"nst-stylize: warning: --model stylises in one pass: ignoring {', '.join(ignored)} "
+                  f"(only {', '.join(FAST_FLAGS)} apply)", file=sys.stderr)
         network = fast.load_style_network(args.model)
         result = fast.stylize_with_network(network, content, args.size, content_name=args.content,
                                            precision=args.precision, weights=args.weights)

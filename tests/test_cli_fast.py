@@ -52,3 +52,11 @@ def test_bad_weights_exit_2_in_fast_mode(tmp_path, capsys, model):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err == f"nst-stylize: error: weights {tmp_path / 'none.npz'}: no such weights file"
     assert not (tmp_path / "o.png").exists()
+
+
+def test_a_refused_model_run_is_one_line_even_with_ignored_flags(tmp_path, capsys):
+    bad = tmp_path / "bad.keras"
+    bad.write_text("nope")
+    rc = cli.main(["--model", str(bad), "--ci", str(CONTENT), "--o", str(tmp_path / "o.png"), "--steps", "3"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "not a zip" in err, err
