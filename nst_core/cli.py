@@ -7,12 +7,14 @@ Exit codes: 0 done; 2 usage error or bad input (one line naming the input and th
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
-import time
 from pathlib import Path
 
-from nst_core import images, options
+import numpy as np
+
+from nst_core import color, images, options, outfiles, progress, weights
 from nst_core.errors import InputError, NSTError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -22,22 +24,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nst-stylize", description="Stylise one content image with one or more style images (Gatys et al.).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example: nst-stylize --ci cat.jpg --si starry.jpg --o out/ --size 512")
+        epilog="example: nst-stylize --ci cat.jpg --si starry.jpg --o out/ --size 512\n\n"
+               "Every output path is checked before any work. An existing output is overwritten with a note on "
+               "stderr;\n--no-clobber refuses instead (exit 2).")
     p.add_argument("--content", "--ci", dest="content", required=True, help="content image")
     p.add_argument("--style", "--si", dest="style", action="append",
                    help="style image (repeat for a blend of several); required unless --model is given")
     p.add_argument("--model", metavar="STYLE.keras",
                    help="fast mode: stylise in one pass with a style network trained by nst-train-style "
                         "(takes the place of --style; of the engine options only --size, --precision and "
-                        "--weights apply; --size defaults to the network's training size)")
+                        "--weights apply, the others are ignored with a warning; --size defaults to the "
+                        "network's training size)")
     p.add_argument("--style-weights", dest="style_weights",
                    help="blend weights of the style images, comma separated (alias of --style-blend)")
     p.add_argument("--output", "--o", dest="output", required=True,
                    help="output PNG, or a folder (gets <content>_<style>.png)")
     p.add_argument("--save-every", type=int, default=0, metavar="N",
-                   help="also write the image every N steps as <output>.stepNNNN.png")
-    p.add_argument("--metrics", metavar="PATH", help="write the metrics JSON (losses, trace, options) here")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+                   help="also write the image every N steps as <output>.stepNNNN.png (in colour and with the "
+                        "final image's provenance text, as the final image)")
+    p.add_argument("--metrics", metavar="PATH", help="write the metrics JSON (losses, trace, options; size as "
+                   "[height, width] and as height and width) here")
+    p.add_argument("--no-clobber", action="store_true",
+                   help="refuse (exit 2) if an output file exists, instead of overwriting it with a note")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no summary; errors and warnings only")
     engine = p.add_argument_group("engine options")
     options.add_arguments(engine, defaults_none=True)
     return p
@@ -51,34 +60,110 @@ def output_path(output: str, content: str, styles: list[str]) -> Path:
     return out
 
 
-class Progress:
-    """A one-line progress bar on stderr with the current losses."""
+def snapshot_path(out: Path, step: int) -> Path:
+    return out.with_name(f"{out.stem}.step{step:04d}.png")
 
-    def __init__(self, total: int, quiet: bool, save_every: int, out: Path):
-        self.total, self.quiet, self.save_every, self.out = total, quiet, save_every, out
-        self.t0 = time.perf_counter()
-        self.tty = sys.stderr.isatty()
 
-    def __call__(self, entry: dict, image) -> None:
-        step = entry["step"]
-        if self.save_every and step % self.save_every == 0:
-            path = self.out.with_name(f"{self.out.stem}.step{step:04d}.png")
-            path.write_bytes(images.encode_png(image))
-        if self.quiet:
+def check_outputs(out: Path, metrics: str | None, snapshots: list[Path], no_clobber: bool) -> None:
+    """Every output path checked before any work (InputError); existing files refused or announced."""
+    existing = [out] if outfiles.check_output(out, "--output") else []
+    if metrics:
+        if Path(metrics).resolve() == out.resolve():
+            raise InputError(f"--metrics {metrics}: the same file as the output image")
+        if outfiles.check_output(metrics, "--metrics"):
+            existing.append(Path(metrics))
+    existing += [p for p in snapshots if p.is_file()]
+    if not existing:
+        return
+    names = ", ".join(map(str, existing[:3])) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
+    if no_clobber:
+        raise InputError(f"{names}: exists; --no-clobber refuses to overwrite")
+    print(f"nst-stylize: overwriting {names} (--no-clobber refuses)", file=sys.stderr)
+
+
+def check_save_every(n: int) -> None:
+    if n < 0:
+        raise InputError(f"--save-every {n}: expected 0 (no snapshots) or a positive number of steps")
+
+
+class Snapshots:
+    """``--save-every``: the image every N steps, in colour and with the final image's provenance text."""
+
+    def __init__(self, every: int, out: Path, content: np.ndarray, opts: options.StyleOptions, content_name: str,
+                 style_names: list[str]):
+        self.every, self.out, self.content, self.opts = every, out, content, opts
+        self.content_name, self.style_names = content_name, style_names
+        self.precision = ""
+
+    def __call__(self, entry: dict, image: np.ndarray) -> None:
+        if not self.every or entry["step"] % self.every:
             return
-        if not self.tty and step % max(1, self.total // 10) and step != self.total:
-            return
-        width = 24
-        done = int(width * step / max(1, self.total))
-        line = (f"[{'#' * done}{'.' * (width - done)}] {step}/{self.total} {entry['width']}x{entry['height']} "
-                f"content {entry['content']:.3f} style {entry['style']:.4f} tv {entry['tv']:.4f} "
-                f"{time.perf_counter() - self.t0:.1f}s")
-        sys.stderr.write(("\r" + line) if self.tty else (line + "\n"))
-        sys.stderr.flush()
+        from nst_core.stylizer import Result
+
+        rgb = color.restore_colors(image, self.content, self.opts.preserve_colors)
+        shot = Result(image=images.to_uint8(rgb), losses={k: entry[k] for k in ("content", "style", "tv", "total")},
+                      steps=entry["step"], seconds=entry["seconds"], trace=[], options=self.opts,
+                      precision=self.precision, content=self.content_name, styles=self.style_names)
+        where = {k: entry[k] for k in ("step", "scale", "stage", "height", "width", "tiles") if k in entry}
+        text = {**shot.png_text(), "nst:snapshot": json.dumps(where)}
+        path = snapshot_path(self.out, entry["step"])
+        try:
+            outfiles.write_atomic(path, images.encode_png(shot.image, text))
+        except OSError as e:  # reported like the final image's write: one line, exit 1
+            raise NSTError(f"cannot write {path} ({e.strerror or e})") from None
+
+
+class StepProgress:
+    """The progress line of an optimisation: step, scale (and tiles) and losses; a log gets each new scale."""
+
+    def __init__(self, total: int, num_scales: int, quiet: bool):
+        self.bar = progress.ProgressBar(total, quiet=quiet, eta=False)
+        self.num_scales, self.scale = num_scales, None
+
+    def __call__(self, entry: dict) -> None:
+        mark = entry.get("scale") != self.scale
+        self.scale = entry.get("scale")
+        self.bar.update(entry["step"], progress.scale_text(entry, self.num_scales) + " " + progress.losses_text(entry),
+                        mark=mark)
 
     def close(self) -> None:
-        if self.tty and not self.quiet:
-            sys.stderr.write("\n")
+        self.bar.close()
+
+
+def given_flags(args: argparse.Namespace) -> list[str]:
+    """The engine option flags given on the command line (their defaults are None)."""
+    return [s.flag for s in options.specs() if getattr(args, s.name, None) is not None]
+
+
+# Of the engine options, the ones a style network's one pass uses (fast.stylize_with_network).
+FAST_FLAGS = ("--size", "--precision", "--weights")
+
+
+def ignored_in_fast_mode(args: argparse.Namespace) -> list[str]:
+    ignored = [f for f in given_flags(args) if f not in FAST_FLAGS]
+    if args.style_weights is not None:
+        ignored.append("--style-weights")
+    if args.save_every:
+        ignored.append("--save-every")
+    return ignored
+
+
+def summary(out: Path, result, how: str) -> str:
+    losses = " ".join(f"{k} {v:.4g}" for k, v in result.losses.items())
+    h, w = result.image.shape[:2]
+    return f"wrote {out} ({w}x{h} px, width x height; {how}, {result.precision}; {losses})"
+
+
+def save(out: Path, metrics: str | None, result) -> bool:
+    """Write the image, then the metrics; a failed write (disk full, ...) is one line, not a traceback."""
+    files = [(out, result.png_bytes)] + ([(Path(metrics), lambda: result.metrics_json().encode())] if metrics else [])
+    for path, data in files:
+        try:
+            outfiles.write_atomic(path, data())
+        except OSError as e:
+            print(f"nst-stylize: failed: cannot write {path} ({e.strerror or e})", file=sys.stderr)
+            return False
+    return True
 
 
 def main_model(args: argparse.Namespace) -> int:
@@ -86,36 +171,42 @@ def main_model(args: argparse.Namespace) -> int:
     try:
         if args.style:
             raise InputError("give --style (optimise the image) or --model (a trained network), not both")
+        check_save_every(args.save_every)
         options.from_namespace(args)  # validates every given engine option
+        if args.weights is not None:
+            weights.check_source(args.weights)
         content = images.load_image(args.content, args.content)
+        out = output_path(args.output, args.content, [args.model])
+        check_outputs(out, args.metrics, [], args.no_clobber)
         from nst_core import fast  # TensorFlow is imported here, after the cheap checks
 
-        fast.read_metadata(args.model)  # refuses a file that is not ours before Keras opens it
-        out = output_path(args.output, args.content, [args.model])
-        if not out.parent.exists():
-            raise InputError(f"{out}: the output folder {out.parent} does not exist")
+        meta = fast.read_metadata(args.model)  # refuses a file that is not ours before Keras opens it
+        if args.weights is None:
+            weights.check_source(meta.get("options", {}).get("weights", "auto"))
+        ignored = ignored_in_fast_mode(args)
+        if ignored:  # after the checks, so a refused run's stderr stays one line
+            print(f"nst-stylize: warning: --model stylises in one pass: ignoring {', '.join(ignored)} "
+                  f"(only {', '.join(FAST_FLAGS)} apply)", file=sys.stderr)
         network = fast.load_style_network(args.model)
         result = fast.stylize_with_network(network, content, args.size, content_name=args.content,
-                                           precision=args.precision)
+                                           precision=args.precision, weights=args.weights)
     except InputError as e:
         print(f"nst-stylize: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except NSTError as e:
         print(f"nst-stylize: failed: {e}", file=sys.stderr)
         return EXIT_FAIL
-    result.save(out)
-    if args.metrics:
-        result.save_metrics(args.metrics)
+    if not save(out, args.metrics, result):
+        return EXIT_FAIL
     if not args.quiet:
-        losses = " ".join(f"{k} {v:.4g}" for k, v in result.losses.items())
-        print(f"wrote {out} ({result.image.shape[1]}x{result.image.shape[0]}, fast mode with {args.model}, "
-              f"{result.seconds:.2f}s, {result.precision}; {losses})", file=sys.stderr)
+        print(summary(out, result, f"fast mode with {args.model}, {result.seconds:.2f}s"), file=sys.stderr)
     return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(options.join_negative_values(sys.argv[1:] if argv is None else argv,
+                                                          ("--style-weights",)))
     if args.model is not None:
         return main_model(args)
     if not args.style:
@@ -125,42 +216,56 @@ def main(argv: list[str] | None = None) -> int:
             if args.style_blend is not None:
                 raise InputError("give --style-weights or --style-blend, not both")
             args.style_blend = args.style_weights
+        check_save_every(args.save_every)
         opts = options.from_namespace(args)
+        weights.check_source(opts.weights)
         content = images.load_image(args.content, args.content)
         styles = [images.load_image(s, s) for s in args.style]
         if opts.style_blend and len(opts.style_blend) != len(styles):
             raise InputError(f"--style-weights: {len(opts.style_blend)} weights for {len(styles)} style images")
+        if opts.init_path:
+            images.load_image(opts.init_path, f"--init {opts.init_path}")
         out = output_path(args.output, args.content, args.style)
-        if not out.parent.exists():
-            raise InputError(f"{out}: the output folder {out.parent} does not exist")
+        schedule = opts.schedule()
+        total = sum(steps for _, steps in schedule)
+        shots = [snapshot_path(out, n) for n in range(args.save_every, total + 1, args.save_every)] \
+            if args.save_every else []
+        check_outputs(out, args.metrics, shots, args.no_clobber)
     except InputError as e:
         print(f"nst-stylize: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except NSTError as e:  # no weights found ('auto'): a setup problem, not bad input
+        print(f"nst-stylize: failed: {e}", file=sys.stderr)
+        return EXIT_FAIL
 
     from nst_core.stylizer import Stylizer
 
-    total = sum(steps for _, steps in opts.schedule())
-    progress = Progress(total, args.quiet, args.save_every, out)
+    bar = StepProgress(total, len(schedule), args.quiet)
+    snapshots = Snapshots(args.save_every, out, content, opts, args.content, list(args.style))
+
+    def on_step(entry: dict, image: np.ndarray) -> None:
+        snapshots(entry, image)
+        bar(entry)
+
     try:
         stylizer = Stylizer(opts)
-        result = stylizer.stylize(content, styles, opts, progress=progress, content_name=args.content,
+        snapshots.precision = stylizer.precision
+        result = stylizer.stylize(content, styles, opts, progress=on_step, content_name=args.content,
                                   style_names=args.style)
     except InputError as e:
-        progress.close()
+        bar.close()
         print(f"nst-stylize: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except NSTError as e:
-        progress.close()
+        bar.close()
         print(f"nst-stylize: failed: {e}", file=sys.stderr)
         return EXIT_FAIL
-    progress.close()
-    result.save(out)
-    if args.metrics:
-        result.save_metrics(args.metrics)
+    bar.close()
+    if not save(out, args.metrics, result):
+        return EXIT_FAIL
     if not args.quiet:
-        losses = " ".join(f"{k} {v:.4g}" for k, v in result.losses.items())
-        print(f"wrote {out} ({result.image.shape[1]}x{result.image.shape[0]}, {result.steps} steps, "
-              f"{result.seconds:.1f}s, {result.precision}; {losses})", file=sys.stderr)
+        steps = f"{result.steps} step{'s' * (result.steps != 1)}"
+        print(summary(out, result, f"{steps}, {result.seconds:.1f}s"), file=sys.stderr)
     return EXIT_OK
 
 

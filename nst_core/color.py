@@ -38,6 +38,17 @@ def recombine(stylized_grey: np.ndarray, content: np.ndarray) -> np.ndarray:
     return yiq_to_rgb(yiq)
 
 
+def restore_colors(image: np.ndarray, content: np.ndarray, preserve_colors: str) -> np.ndarray:
+    """An image of the optimisation as the user sees it: with ``luminance`` the optimised (grey) luminance
+    gets the content's chrominance back (:func:`recombine`, the content resized to the image), as the
+    final image does; otherwise the image is already in colour."""
+    if preserve_colors != "luminance":
+        return image
+    from nst_core.images import resize  # images imports PIL; colour maths alone needs only numpy
+
+    return recombine(image, resize(content, image.shape[:2]))
+
+
 def _sqrtm(cov: np.ndarray, inverse: bool = False) -> np.ndarray:
     vals, vecs = np.linalg.eigh(cov)
     vals = np.maximum(vals, 1e-5)

@@ -544,13 +544,26 @@ class FastResult(Result):
 
     network: dict[str, Any] = field(default_factory=dict)
 
+    def applied_options(self) -> dict[str, Any]:
+        """The options that played a part (:func:`applied_options`); what metrics and PNG text record."""
+        return applied_options(self.options)
+
     def metrics(self) -> dict[str, Any]:
-        return {**super().metrics(), "mode": "fast", "network": self.network}
+        return {**super().metrics(), "options": self.applied_options(), "mode": "fast", "network": self.network}
 
     def png_bytes(self) -> bytes:
         base = images.read_png_text(super().png_bytes())
-        base.update({"nst:mode": "fast", "nst:network": json.dumps(self.network, sort_keys=True)})
+        base.update({"nst:mode": "fast", "nst:network": json.dumps(self.network, sort_keys=True),
+                     "nst:options": json.dumps(self.applied_options(), sort_keys=True)})
         return images.encode_png(self.image, base)
+
+
+def applied_options(options: StyleOptions) -> dict[str, Any]:
+    """The part of ``options`` a fast-mode stylisation uses: the network's loss options (:data:`LOSS_FIELDS`:
+    weights, layers, pooling, seed, precision, size).  Steps, optimiser, init, colours and schedule play no
+    part in one forward pass, so provenance leaves them out."""
+    values = options.to_dict()
+    return {k: values[k] for k in LOSS_FIELDS}
 
 
 _FEATURES: dict[tuple[str, str, str], VGGFeatures] = {}
@@ -565,10 +578,12 @@ def _features(opts: StyleOptions, precision: str) -> VGGFeatures:
 
 def stylize_with_network(network: StyleNetwork | str | os.PathLike, content: images.ImageLike,
                          size: int | None = None, *, compute_losses: bool = True,
-                         content_name: str | None = None, precision: str | None = None) -> FastResult:
+                         content_name: str | None = None, precision: str | None = None,
+                         weights: str | None = None) -> FastResult:
     """Stylise one image with a trained network: a Result like :meth:`Stylizer.stylize` returns.
 
-    ``size`` is the output's longest side (default: the size the network was trained for).  The
+    ``size`` is the output's longest side (default: the size the network was trained for); ``precision``
+    and ``weights`` override the network's for the loss evaluation.  The
     losses are the engine's (same features, same loss terms and weights as the Gatys run would
     report) unless ``compute_losses`` is False (then they are NaN and only the network runs).
     """
@@ -580,6 +595,8 @@ def stylize_with_network(network: StyleNetwork | str | os.PathLike, content: ima
         opts = opts.replace(size=size)
     if precision is not None:
         opts = opts.replace(precision=precision)
+    if weights is not None:  # the VGG19 copy that scores the losses (the training machine's path may not exist)
+        opts = opts.replace(weights=weights)
     content_name = content_name or images.describe(content)
     arr = images.load_image(content, content_name)
     hw = images.fit_size(arr.shape[:2], opts.size)
@@ -631,6 +648,6 @@ def train_options(**changes: Any) -> StyleOptions:
     return StyleOptions.from_dict(changes)
 
 
-__all__ = ["Architecture", "FastResult", "StyleNetwork", "TrainConfig", "apply_network", "batch_gram",
-           "build_network", "load_style_network", "read_metadata", "save_style_network", "style_sha256",
-           "stylize_with_network", "train_style_network", "training_options"]
+__all__ = ["Architecture", "FastResult", "StyleNetwork", "TrainConfig", "applied_options", "apply_network",
+           "batch_gram", "build_network", "load_style_network", "read_metadata", "save_style_network",
+           "style_sha256", "stylize_with_network", "train_style_network", "training_options"]

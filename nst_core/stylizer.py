@@ -59,7 +59,8 @@ class Result:
 
     def metrics(self) -> dict[str, Any]:
         return {"content": self.content, "styles": self.styles, "losses": self.losses, "steps": self.steps,
-                "seconds": round(self.seconds, 3), "size": list(self.image.shape[:2]),
+                "seconds": round(self.seconds, 3), "size": list(self.image.shape[:2]),  # [height, width]
+                "height": int(self.image.shape[0]), "width": int(self.image.shape[1]),
                 "precision": self.precision, "options": self.options.to_dict(), "seed": self.options.seed,
                 "versions": self.versions, "retried": self.retried, "trace": self.trace}
 
@@ -67,14 +68,17 @@ class Result:
         return json.dumps(self.metrics(), indent=1, sort_keys=True)
 
     def png_bytes(self) -> bytes:
-        text = {"Software": f"nst_core {__version__}",
+        return images.encode_png(self.image, self.png_text())
+
+    def png_text(self) -> dict[str, str]:
+        """The provenance written into the PNG as text chunks (also used for the CLI's snapshots)."""
+        return {"Software": f"nst_core {__version__}",
                 "nst:options": json.dumps(self.options.to_dict(), sort_keys=True),
                 "nst:seed": str(self.options.seed),
                 "nst:precision": self.precision,
                 "nst:losses": json.dumps(self.losses, sort_keys=True),
                 "nst:content": self.content, "nst:styles": json.dumps(self.styles),
                 "nst:versions": json.dumps(self.versions, sort_keys=True)}
-        return images.encode_png(self.image, text)
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)

@@ -9,10 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
-from nst_core import images, options
+from nst_core import images, options, outfiles, progress, weights
 from nst_core.errors import InputError, NSTError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -60,46 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class Progress:
-    """A one-line progress bar on stderr with the current training losses."""
-
-    def __init__(self, total: int, quiet: bool):
-        self.total, self.quiet = total, quiet
-        self.tty = sys.stderr.isatty()
-        self.t0 = time.perf_counter()
-
-    def __call__(self, e: dict) -> None:
-        step = e["step"]
-        if self.quiet or (not self.tty and step % max(1, self.total // 20) and step not in (1, self.total)):
-            return
-        width = 24
-        done = int(width * step / max(1, self.total))
-        elapsed = time.perf_counter() - self.t0
-        eta = elapsed / step * (self.total - step)
-        line = (f"[{'#' * done}{'.' * (width - done)}] {step}/{self.total} loss {e['total']:.4f} "
-                f"content {e['content']:.3f} style {e['style']:.4f} tv {e['tv']:.4f} "
-                f"{elapsed:.0f}s (eta {eta:.0f}s)")
-        sys.stderr.write(("\r" + line) if self.tty else (line + "\n"))
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.tty and not self.quiet:
-            sys.stderr.write("\n")
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(options.join_negative_values(sys.argv[1:] if argv is None else argv))
     prog = "nst-train-style"
     try:
         given = {k: v for k, v in vars(args).items() if k in LOSS_FLAGS and v is not None}
         opts = options.StyleOptions.from_dict({**given, "size": args.size, "seed": args.seed})
+        weights.check_source(opts.weights)
         out = Path(args.output)
         if out.suffix != ".keras":
             raise InputError(f"{out}: the model file must end in .keras")
-        if not out.parent.exists():
-            raise InputError(f"{out}: the output folder {out.parent} does not exist")
-        images.load_image(args.style, args.style)
         trace_path = Path(args.trace) if args.trace else out.with_name(out.stem + ".trace.json")
+        existing = [p for p, what in ((out, "--output"), (trace_path, "--trace")) if outfiles.check_output(p, what)]
+        images.load_image(args.style, args.style)
 
         from nst_core import fast  # TensorFlow is imported here, after the cheap checks
 
@@ -113,22 +85,31 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except NSTError as e:  # no weights found ('auto'): a setup problem, not bad input
+        print(f"{prog}: failed: {e}", file=sys.stderr)
+        return EXIT_FAIL
+    if existing:
+        print(f"{prog}: overwriting {', '.join(map(str, existing))}", file=sys.stderr)
 
-    progress = Progress(cfg.steps, args.quiet)
+    bar = progress.ProgressBar(cfg.steps, quiet=args.quiet, lines=20)
+
+    def on_step(entry: dict) -> None:
+        bar.update(entry["step"], progress.losses_text(entry, total=True))
+
     try:
         model, figures = fast.train_style_network(args.style, contents, opts, cfg, arch=arch,
-                                                  style_name=args.style, progress=progress)
-        progress.close()
+                                                  style_name=args.style, progress=on_step)
+        bar.close()
         fast.save_style_network(model, out)
     except InputError as e:
-        progress.close()
+        bar.close()
         print(f"{prog}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except NSTError as e:
-        progress.close()
+        bar.close()
         print(f"{prog}: failed: {e}", file=sys.stderr)
         return EXIT_FAIL
-    trace_path.write_text(json.dumps({k: v for k, v in figures.items()}, indent=1))
+    outfiles.write_atomic(trace_path, json.dumps(figures, indent=1).encode())
     if not args.quiet:
         f, i = figures["final_losses_mean_last_10pct"], figures["initial_losses"]
         print(f"wrote {out} ({figures['steps']} steps x {figures['batch_size']} crops of {figures['crop']}px in "

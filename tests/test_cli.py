@@ -80,3 +80,111 @@ def test_console_script_writes_everything_before_its_fast_exit(tmp_path):
     bad = subprocess.run([str(exe), "--ci", str(tmp_path / "missing.jpg"), "--si", str(STYLE), "--o", str(out)],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "missing.jpg" in bad.stderr
+
+
+# --- issue 15: checks before any work, snapshots, progress, metrics ------------------------------
+
+def _run(tmp_path, capsys, *extra, out=None):
+    out = out or tmp_path / "o.png"
+    rc = cli.main(["--ci", str(CONTENT), "--si", str(STYLE), "--o", str(out), *FAST, *extra])
+    return rc, capsys.readouterr().err.strip()
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--weights", "{tmp}/missing.npz"], "weights {tmp}/missing.npz: no such weights file"),
+    (["--weights", "{tmp}"], "is a directory, not a weights file"),
+    (["--metrics", "{tmp}/"], "--metrics {tmp}/: is a folder"),
+    (["--metrics", "{tmp}"], "--metrics {tmp}: is a folder"),
+    (["--metrics", "{tmp}/nodir/m.json"], "the folder {tmp}/nodir does not exist"),
+    (["--metrics", "{tmp}/o.png"], "the same file as the output image"),
+    (["--save-every", "-1"], "--save-every -1: expected 0"),
+    (["--style-weights", "-1,2", "--si", str(STYLE)], "option style_blend: -1.0 is below the minimum 0"),
+    (["--style-blend", "-1"], "option style_blend: -1.0 is below the minimum 0"),
+    (["--init", "{tmp}/none.png"], "--init {tmp}/none.png: file not found"),
+])
+def test_bad_flag_exit_2_one_line_before_any_work(tmp_path, capsys, extra, needle):
+    rc, err = _run(tmp_path, capsys, *[a.format(tmp=tmp_path) for a in extra])
+    assert rc == 2, err
+    assert len(err.splitlines()) == 1 and needle.format(tmp=tmp_path) in err, err
+    assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("output, needle", [
+    ("/proc/", "--output /proc/chelsea_starry_night.png: cannot write in /proc"),
+    ("{tmp}/nodir/o.png", "--output {tmp}/nodir/o.png: the folder {tmp}/nodir does not exist"),
+])
+def test_bad_output_exit_2_one_line(tmp_path, capsys, output, needle):
+    rc = cli.main(["--ci", str(CONTENT), "--si", str(STYLE), "--o", output.format(tmp=tmp_path), *FAST])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and needle.format(tmp=tmp_path) in err, err
+
+
+def test_existing_output_overwritten_with_a_note_or_refused(tmp_path, capsys):
+    out, metrics = tmp_path / "o.png", tmp_path / "m.json"
+    assert _run(tmp_path, capsys, "--metrics", str(metrics))[0] == 0
+    before = out.read_bytes()
+    rc, err = _run(tmp_path, capsys, "--metrics", str(metrics), "--no-clobber")
+    assert rc == 2 and len(err.splitlines()) == 1 and "--no-clobber refuses" in err and str(out) in err
+    assert out.read_bytes() == before
+    rc, err = _run(tmp_path, capsys, "--metrics", str(metrics), "--seed", "3")
+    assert rc == 0 and f"nst-stylize: overwriting {out}, {metrics}" in err  # said even under --quiet
+    assert out.read_bytes() != before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no probe or temporary files left
+
+
+def test_luminance_snapshots_have_colour_and_provenance(tmp_path, capsys):
+    out = tmp_path / "o.png"
+    rc, err = _run(tmp_path, capsys, "--save-every", "2", "--preserve-colors", "luminance")
+    assert rc == 0, err
+    shots = sorted(tmp_path.glob("o.step*.png"))
+    assert [p.name for p in shots] == [f"o.step{n:04d}.png" for n in (2, 4, 6, 8, 10)]
+    final_text = images.read_png_text(out.read_bytes())
+    for shot in shots:
+        rgb = images.load_image(shot)
+        assert abs(rgb[..., 0] - rgb[..., 2]).mean() > 5, f"{shot.name} is grey"
+        text = images.read_png_text(shot.read_bytes())
+        assert set(final_text) < set(text) and text["nst:options"] == final_text["nst:options"]
+        assert json.loads(text["nst:snapshot"])["step"] == int(shot.stem[-4:])
+    # the last step's snapshot is the final image, coloured the same way
+    assert (images.load_image(shots[-1]) == images.load_image(out)).all()
+
+
+def test_progress_shows_the_scale_and_metrics_say_height_and_width(tmp_path, capsys):
+    args = [a for a in FAST if a != "--quiet"]
+    metrics = tmp_path / "m.json"
+    rc = cli.main(["--ci", str(CONTENT), "--si", str(STYLE), "--o", str(tmp_path / "o.png"), *args,
+                   "--metrics", str(metrics)])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "scale 1/2 16x11 " in err and "scale 2/2 32x21 refine " in err and "10/10" in err
+    m = json.loads(metrics.read_text())
+    h, w = images.load_image(tmp_path / "o.png").shape[:2]
+    assert (m["height"], m["width"], m["size"]) == (h, w, [h, w]) == (21, 32, [21, 32])
+    assert f"({w}x{h} px, width x height;" in err.splitlines()[-1]
+
+
+def test_train_cli_checks_weights_and_output_before_any_work(tmp_path, capsys):
+    from nst_core import train_cli
+
+    base = ["--style", str(STYLE), "--contents", str(CONTENT), "--quiet", "--steps", "1"]
+    for extra, needle in [(["--output", str(tmp_path / "m.keras"), "--weights", str(tmp_path / "w.h5")],
+                           "no such weights file"),
+                          (["--output", "/proc/m.keras"], "cannot write in /proc"),
+                          (["--output", str(tmp_path / "m.keras"), "--trace", str(tmp_path)], "is a folder"),
+                          (["--output", str(tmp_path / "m.keras"), "--style-layer-weights", "-1,1,1,1,1"],
+                           "below the minimum")]:
+        rc = train_cli.main([*base, *extra])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1 and needle in err, (extra, err)
+    assert not list(tmp_path.glob("*.keras"))
+
+
+def test_a_failed_write_after_the_work_is_one_line(tmp_path, capsys, monkeypatch):
+    from nst_core import outfiles
+
+    def full(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(outfiles, "write_atomic", full)
+    rc, err = _run(tmp_path, capsys)
+    assert rc == 1 and err == f"nst-stylize: failed: cannot write {tmp_path / 'o.png'} (No space left on device)"
