@@ -260,6 +260,7 @@ class FastStylizeDoFn(PairDoFn):
         network = self.resources().network(path, on_load=self.loaded.inc)
         with network.lock:
             result = fast.stylize_with_network(network.model, content, size=pair.options.size,
-                                               content_name=pair.content)
+                                               content_name=pair.content, precision=pair.options.precision,
+                                               weights=pair.options.weights)  # this run's VGG19 scores it
         result.network["path"] = storage.redact(path)
         return result

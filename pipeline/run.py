@@ -32,6 +32,7 @@ from apache_beam.runners.runner import PipelineResult
 from apache_beam.utils.shared import Shared
 
 from nst_core import InputError, NSTError, StyleOptions, weights
+from nst_core import options as engine_options
 from pipeline import manifest, plan, storage
 from pipeline.fastmode import FastConfig, FastStylizeDoFn, StyleNetworkDoFn, key_by_style, route_groups
 from pipeline.options import NSTPipelineOptions, add_flags
@@ -284,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("apache_beam", "absl", "tensorflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("apache_beam.runners.portability.local_job_service").addFilter(_not_worker_noise)
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = engine_options.join_negative_values(sys.argv[1:] if argv is None else argv)
     if "-h" in argv or "--help" in argv:
         print_help()
         return 0

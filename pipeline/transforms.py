@@ -275,7 +275,8 @@ class PairDoFn(beam.DoFn):
                 "seconds": metrics.get("seconds"), "size": metrics.get("size"),
                 "precision": metrics.get("precision"), "retried": metrics.get("retried", ""),
                 "network": {k: network.get(k) for k in ("path", "training")} if network else None,
-                "options": pair.options.pair_dict(), "image": image_rel(pair.id), "metrics": metrics_rel(pair.id),
+                "options": metrics["options"] if metrics.get("mode") == "fast" else pair.options.pair_dict(),
+                "image": image_rel(pair.id), "metrics": metrics_rel(pair.id),
                 "thumb": thumb}
 
 

@@ -70,6 +70,8 @@ def test_fast_mode_end_to_end(fast_run, catalog):
         assert metrics["mode"] == "fast" and metrics["network"]["training"]["crop"] == 16
         assert set(metrics["losses"]) >= {"content", "style", "tv", "total"} and metrics["fingerprint"]
         assert max(metrics["size"]) == 40
+        for options in (rec["options"], metrics["options"]):  # only what a one-pass stylisation used
+            assert options["size"] == 40 and not {"steps", "optimizer", "init", "preserve_colors"} & set(options)
     a1 = json.loads((out / "metrics" / "a1.json").read_text())
     assert a1["network"]["style"]["sha256"] == s1_sha  # the saved network records the style file's own bytes
     assert Path(a1["network"]["path"]).name.startswith(s1_sha[:16])

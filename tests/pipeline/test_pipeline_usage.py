@@ -37,6 +37,7 @@ def test_bad_output_models_weights_and_columns_fail_before_any_work(tmp_path, im
     bad_header = write_csv(root / "typo.csv", ["content,style,stpes", "content/c1.jpg,style/s1.png,", "x,y,3"])
     one_line_error(capsys, main(["--manifest", str(bad_header), "--output", out]), "unknown column(s) 'stpes'")
     one_line_error(capsys, main([*base, "--output", out, "--dry_run=true"]), "--plan")
+    one_line_error(capsys, main([*base, "--output", out, "--style_blend", "-1,2"]), "option style_blend: -1")
     assert not Path(out).exists()  # nothing was started, nothing written
 
 
