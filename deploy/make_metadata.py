@@ -42,6 +42,8 @@ PATH_PARAMS = {
     "output": (rf"^{_BUCKET}(/.*)?$", "GCS_WRITE_FOLDER"),
     "models": (rf"^{_BUCKET}(/.*)?$", "GCS_READ_FOLDER"),
 }
+# Free-text pipeline flags with a shape Dataflow can check before it launches.
+TEXT_PATTERNS = {"accelerator": r"^type:[a-z0-9-]+;count:[1-9][0-9]*(;[a-z0-9_-]+)*$"}
 # Flags of a local run only: a plan is printed by the launcher, which on Dataflow nobody reads.
 LOCAL_ONLY = ("plan", "plan_file")
 _TYPE_REGEX = {int: r"^[0-9]+$", float: r"^[-+]?[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$"}
@@ -89,6 +91,8 @@ def parameter(action: argparse.Action, engine_specs: dict, choices: dict | None 
         regex, kind = PATH_PARAMS[name]
         entry["regexes"] = [regex]
         entry["paramType"] = kind
+    elif name in TEXT_PATTERNS:
+        entry["regexes"] = [TEXT_PATTERNS[name]]
     elif action.dest in engine_specs:
         entry["regexes"] = [engine_specs[action.dest].regex()]
     elif action.choices or (choices or {}).get(action.dest):

@@ -42,6 +42,9 @@ PIPELINE_FLAGS: dict[str, tuple[type, Any, str]] = {
     "fast_style_boost": (float, engine_options.TRAIN_STYLE_BOOST,
                          "fast mode: training multiplies the style weight by this (a network trades content for "
                          "style differently from an optimised image of the same weights)"),
+    "accelerator": (str, None, "Dataflow: the GPU of the stylizing steps alone, as a Beam resource hint "
+                               "(e.g. type:nvidia-l4;count:1;install-nvidia-driver); the manifest, routing and "
+                               "run-file steps then run on plain workers"),
     "prune": (bool, False, "move outputs under OUT/images and OUT/metrics that no row of this run claims (listed "
                            "in OUT/orphans.txt either way) to OUT/pruned/<time>/ instead of leaving them there"),
     "plan": (bool, False, "dry run: read the manifest and OUT, print what a run would stylize, skip, fail and "

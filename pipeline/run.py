@@ -174,21 +174,25 @@ def build(p: beam.Pipeline, opts: NSTPipelineOptions, base: StyleOptions) -> bea
     thumb = opts.thumbnail_size if opts.thumbnail_size is not None else 160
     fast_cfg = FastConfig.from_options(opts)
     shared = Shared()  # one WorkerResources per worker process, for every stylizing step
+
+    def gpu(step: beam.ParDo) -> beam.ParDo:
+        return step.with_resource_hints(accelerator=opts.accelerator) if opts.accelerator else step
+
     to_optimize, fast_outcomes = split.pairs, []
     if fast_cfg.mode != "optimize":
         by_style = split.pairs | "KeyByStyle" >> beam.FlatMap(key_by_style).with_outputs("optimize", main="keyed")
         routed = (by_style.keyed | "GroupByStyle" >> beam.GroupByKey()
                   | "RouteStyles" >> beam.FlatMap(route_groups, fast_cfg.mode, fast_cfg.min_rows)
                   .with_outputs("optimize", main="fast"))
-        networks = (routed.fast | "StyleNetworks" >> beam.ParDo(StyleNetworkDoFn(opts.output, fast_cfg, base, shared,
-                                                                                  thumb))
+        networks = (routed.fast | "StyleNetworks" >> gpu(beam.ParDo(StyleNetworkDoFn(opts.output, fast_cfg, base,
+                                                                                      shared, thumb)))
                     .with_outputs("outcomes", main="work"))
         fast_stylized = (networks.work | "SpreadFastPairs" >> beam.Reshuffle()
-                         | "FastStylize" >> beam.ParDo(FastStylizeDoFn(opts.output, base, shared, thumb)))
+                         | "FastStylize" >> gpu(beam.ParDo(FastStylizeDoFn(opts.output, base, shared, thumb))))
         fast_outcomes = [networks.outcomes, fast_stylized]
         to_optimize = (by_style.optimize, routed.optimize) | "OptimizePairs" >> beam.Flatten()
     pairs = to_optimize | "SpreadPairs" >> beam.Reshuffle()
-    stylized = pairs | "Stylize" >> beam.ParDo(StylizeDoFn(opts.output, base, shared, thumb))
+    stylized = pairs | "Stylize" >> gpu(beam.ParDo(StylizeDoFn(opts.output, base, shared, thumb)))
     bad_rows = split.errors | "RecordRowErrors" >> beam.ParDo(RecordRowError())
     outcomes = (stylized, bad_rows, *fast_outcomes) | "AllOutcomes" >> beam.Flatten()
     if thumb:

@@ -132,3 +132,18 @@ def test_flex_defaults_never_override_the_launch():
 def test_flex_main_reports_bad_usage_before_anything_runs(capsys):
     assert flex_main.main(["--runner=DataflowRunner", "--dry_run=True"]) == 2
     assert "--output" in capsys.readouterr().err
+
+
+def test_accelerator_hint_goes_on_the_stylizing_steps_alone(manifest):
+    gpu = "type:nvidia-l4;count:1;install-nvidia-driver"
+    args = [f"--manifest={manifest}", "--output=gs://nst-bucket/runs/x", "--runner=DataflowRunner",
+            "--project=nst-example-project", "--region=us-central1", "--temp_location=gs://nst-bucket/tmp",
+            "--dry_run=True", "--mode=auto", f"--accelerator={gpu}"]
+    job = pipeline_run.run(args).job
+    comps = job.proto_pipeline.components
+    hinted = set()
+    for t in comps.transforms.values():
+        hints = comps.environments[t.environment_id].resource_hints if t.environment_id else {}
+        if any(gpu.encode() in v for v in hints.values()):
+            hinted.add(t.unique_name.split("/")[0])
+    assert hinted == {"Stylize", "StyleNetworks", "FastStylize"}

@@ -53,6 +53,8 @@ def _example_value(name: str) -> str:
     spec = {s.name: s for s in specs()}.get(name)
     if spec is not None:
         return spec.default_text() or ("1.0" if spec.type == "list" and not spec.choices else "")
+    if name == "accelerator":
+        return "type:nvidia-l4;count:1;install-nvidia-driver"
     if pipeline_options.PIPELINE_FLAGS[name][0] is bool:
         return "true"
     return "160"
