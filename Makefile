@@ -29,7 +29,8 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 test: weights lint
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -m "not network" tests
+	$(PY) -m pytest -q -m network tests
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -62,10 +62,18 @@ def test_awkward_images_stylise(tmp_path, kind):
 
 
 def test_blend_of_styles(tmp_path):
-    out = tmp_path / "b.png"
-    rc = cli.main(["--ci", str(CONTENT), "--si", str(STYLE), "--si", str(STYLE.parent / "the_scream.jpg"),
-                   "--style-weights", "2,1", "--o", str(out), *FAST])
-    assert rc == 0 and out.is_file()
+    scream = STYLE.parent / "the_scream.jpg"
+    out, single, metrics = tmp_path / "b.png", tmp_path / "s.png", tmp_path / "b.json"
+    rc = cli.main(["--ci", str(CONTENT), "--si", str(STYLE), "--si", str(scream), "--style-weights", "2,1",
+                   "--o", str(out), "--metrics", str(metrics), *FAST])
+    assert rc == 0 and cli.main(["--ci", str(CONTENT), "--si", str(STYLE), "--o", str(single), *FAST]) == 0
+    text = images.read_png_text(out.read_bytes())
+    assert [Path(s).name for s in json.loads(text["nst:styles"])] == ["starry_night.jpg", "the_scream.jpg"]
+    assert json.loads(text["nst:options"])["style_blend"] == [2.0, 1.0]
+    assert json.loads(metrics.read_text())["options"]["style_blend"] == [2.0, 1.0]
+    # the second painting took part: same seed and options, another picture than the first style alone
+    diff = abs(images.load_image(out).astype(float) - images.load_image(single).astype(float)).mean()
+    assert diff > 1.0, diff
 
 
 def test_console_script_writes_everything_before_its_fast_exit(tmp_path):

@@ -17,7 +17,7 @@ from nst_core import cli, fast, images, train_cli
 from nst_core.errors import InputError
 from nst_core.options import StyleOptions
 
-SHARED = sorted((ROOT.parent / "shared" / "images" / "content").glob("*"))
+SAMPLE_CONTENTS = sorted((ROOT / "samples" / "content").glob("*.jpg"))
 TINY = fast.Architecture(width=8, blocks=1)
 
 
@@ -173,19 +173,18 @@ def test_stylize_with_network_result(saved):
     assert text["nst:mode"] == "fast" and json.loads(text["nst:options"])["size"] == 48
 
 
-@pytest.mark.skipif(len(SHARED) < 2, reason="needs ../shared/images/content")
 def test_cli_train_then_stylize(tmp_path, capsys):
     model = tmp_path / "starry.keras"
-    pattern = str(SHARED[0].parent / "*")
+    pattern = str(SAMPLE_CONTENTS[0].parent / "*")
     rc = train_cli.main(["--style", str(STYLE), "--contents", pattern, "--output", str(model), "--steps", "3",
                          "--batch-size", "2", "--crop", "32", "--size", "64", "--width", "8", "--blocks", "1"])
     err = capsys.readouterr().err
     assert rc == 0, err
     assert "3/3" in err and "style" in err and "wrote" in err
     trace = json.loads((tmp_path / "starry.trace.json").read_text())
-    assert len(trace["trace"]) == 3 and trace["contents"] == [str(p) for p in SHARED]
+    assert len(trace["trace"]) == 3 and trace["contents"] == [str(p) for p in SAMPLE_CONTENTS]
     out = tmp_path / "out.png"
-    rc = cli.main(["--model", str(model), "--ci", str(SHARED[-1]), "--o", str(out), "--size", "40",
+    rc = cli.main(["--model", str(model), "--ci", str(SAMPLE_CONTENTS[-1]), "--o", str(out), "--size", "40",
                    "--metrics", str(tmp_path / "m.json"), "--quiet"])
     assert rc == 0, capsys.readouterr().err
     assert max(images.load_image(out).shape[:2]) == 40

@@ -4,7 +4,6 @@ resolves for the image's platform and Python (pip metadata for manylinux/glibc 2
 from __future__ import annotations
 
 import re
-import time
 
 import deploy_paths  # noqa: F401  (puts deploy/ on sys.path)
 import lock
@@ -88,14 +87,12 @@ def test_target_platform_tags():
     assert "manylinux_2_36_x86_64" in t.platforms() and "manylinux2014_x86_64" in t.platforms()
 
 
-@pytest.mark.slow  # needs PyPI (metadata only); cached by the lock's content
+@pytest.mark.network  # needs PyPI (metadata only); run apart from the suite (make test), cached by the lock
 def test_lock_resolves_for_the_image_platform_and_python():
     """pip, told the image's platform/Python/ABI, finds every pinned file (metadata only) and the set is closed.
 
     About 40 s against PyPI with a cold pip cache; the verified report is cached by the lock file's
     content (PyPI files are immutable), so reruns of an unchanged lock take well under a second.
     """
-    t0 = time.perf_counter()
     problems = lock.check(use_cache=True)
     assert problems == [], "\n".join(problems)
-    assert time.perf_counter() - t0 < 300

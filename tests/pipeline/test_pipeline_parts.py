@@ -15,9 +15,32 @@ from pipeline.options import PIPELINE_FLAGS, NSTPipelineOptions, flag_names
 from pipeline.transforms import account, summary_line
 
 
-def test_flags_are_the_pipeline_flags_plus_every_engine_option():
-    assert flag_names() == [*PIPELINE_FLAGS, *(s.name for s in engine_options.specs())]
-    assert {"manifest", "contents", "styles", "output"} <= set(flag_names())
+def _other_value(spec: engine_options.OptionSpec) -> str:
+    """A valid value of ``spec`` other than its default, as text on a command line."""
+    if spec.name == "style_layer_weights":
+        return "1,1,1,1,2"
+    if spec.choices:
+        return next(c for c in spec.choices if c not in (spec.default if spec.type == "list" else (spec.default,)))
+    if spec.type == "list":
+        return "1,2"
+    if spec.type == "int":
+        return str(spec.default + 1 if spec.hi is None or spec.default + 1 <= spec.hi else spec.default - 1)
+    if spec.type == "float":
+        return str(spec.default / 2 if spec.default else 0.5)
+    return {"init": "noise", "weights": "/tmp/vgg.npz"}.get(spec.name, "x")
+
+
+@pytest.mark.parametrize("spelling", ["underscore", "dashed"])
+def test_every_engine_option_is_a_pipeline_flag_that_reaches_the_engine(spelling):
+    for spec in engine_options.specs():
+        flag = f"--{spec.name}" if spelling == "underscore" else spec.flag
+        value = _other_value(spec)
+        got = NSTPipelineOptions([f"{flag}={value}"]).style_options()
+        default = engine_options.StyleOptions()
+        assert getattr(got, spec.name) != getattr(default, spec.name), (flag, value)
+        assert got.replace(**{spec.name: getattr(default, spec.name)}) == default, flag  # and nothing else
+    assert {"manifest", "contents", "styles", "output"} <= set(flag_names()) and set(PIPELINE_FLAGS) <= set(
+        flag_names())
 
 
 def test_both_spellings_and_dataflow_round_trip():
