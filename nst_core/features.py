@@ -118,22 +118,35 @@ def conv_relu(x: tf.Tensor, kernel: tf.Tensor, kernel_t: tf.Tensor, bias: tf.Ten
 
 @tf.custom_gradient
 def max_pool(x: tf.Tensor) -> tf.Tensor:
-    """2x2 SAME max pooling whose gradient goes to every position equal to its window's maximum.
-
-    Faster than TensorFlow's MaxPoolGrad on CPU (512x512x64: 38 vs 164 ms; 86 ms at odd sides,
-    which need a pad).  Ties only
-    occur between zeros of a relu output, where the relu's own gradient is zero anyway.
-    """
+    """2x2 SAME max pooling with a window-compare gradient (faster than MaxPoolGrad on CPU:
+    ``benchmarks/vgg_ops.py``).  Each window's gradient goes to one position, its first maximum in
+    row-major order, as MaxPoolGrad does: in bfloat16 and float16 neighbours often round to equal
+    values.  In float32 ties only occur between zeros of a relu output, whose own gradient is zero,
+    so there every tied position gets it (one compare, no tie-break)."""
     y = tf.nn.max_pool2d(x, 2, 2, "SAME")
 
     def grad(dy):
         s, h2, w2 = tf.shape(x), tf.shape(y)[1], tf.shape(y)[2]
-        xp = tf.pad(x, [[0, 0], [0, 2 * h2 - s[1]], [0, 2 * w2 - s[2]], [0, 0]])
+        # pad below every value, so a pad never counts as a window's maximum (SAME pools ignore pads)
+        xp = tf.pad(x, [[0, 0], [0, 2 * h2 - s[1]], [0, 2 * w2 - s[2]], [0, 0]], constant_values=x.dtype.min)
         windows = tf.reshape(xp, [s[0], h2, 2, w2, 2, s[3]])
-        hit = tf.cast(tf.equal(windows, y[:, :, None, :, None, :]), dy.dtype)
-        return tf.reshape(hit * dy[:, :, None, :, None, :], tf.shape(xp))[:, : s[1], : s[2], :]
+        hit = tf.equal(windows, y[:, :, None, :, None, :])
+        if x.dtype != tf.float32:
+            hit = _first_hit(hit)
+        routed = tf.cast(hit, dy.dtype) * dy[:, :, None, :, None, :]
+        return tf.reshape(routed, tf.shape(xp))[:, : s[1], : s[2], :]
 
     return y, grad
+
+
+def _first_hit(hit: tf.Tensor) -> tf.Tensor:
+    """Of a [N, H, 2, W, 2, C] window mask, only each window's first true position (row-major)."""
+    a, b = hit[:, :, 0, :, 0, :], hit[:, :, 0, :, 1, :]
+    c, d = hit[:, :, 1, :, 0, :], hit[:, :, 1, :, 1, :]
+    b = b & ~a
+    c = c & ~(a | b)
+    d = d & ~(a | b | c)
+    return tf.stack([tf.stack([a, b], axis=3), tf.stack([c, d], axis=3)], axis=2)
 
 
 def conv_flops(hw: tuple[int, int], deepest: str) -> float:

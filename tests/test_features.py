@@ -43,6 +43,25 @@ def test_max_pool_gradient_matches_autodiff(hw):
     np.testing.assert_allclose(g, g_ref, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("dtype", [tf.bfloat16, tf.float16])
+def test_max_pool_gradient_goes_to_one_of_tied_maxima_in_low_precision(dtype):
+    """bf16/f16 round neighbours to equal values: each window's gradient must reach one position (the first
+    maximum in row-major order, as MaxPoolGrad), not every tied one."""
+    x = np.array([[1.0, 1.0, 0.5, 2.0], [1.0, 0.0, 2.0, 2.0], [3.0, 3.0, 1.0, 1.0], [0.0, 3.0, 1.0, 1.0],
+                  [4.0, 1.0, 0.0, 0.0]], np.float32)[None, :, :, None]  # 5x4: the last row pools alone
+    dy = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], np.float32)[None, :, :, None]
+    y, g = grad_of(features.max_pool, tf.cast(x, dtype), tf.cast(dy, dtype))
+    expected = np.zeros_like(x)
+    for (r, c), v in {(0, 0): 1.0, (0, 3): 2.0, (2, 0): 3.0, (2, 2): 4.0, (4, 0): 5.0, (4, 2): 6.0}.items():
+        expected[0, r, c, 0] = v
+    np.testing.assert_array_equal(np.asarray(g, np.float32), expected)
+    np.testing.assert_array_equal(np.asarray(y, np.float32)[0, :, :, 0], [[1, 2], [3, 1], [4, 0]])
+    # an odd side's pad never takes the gradient, even where the window's maximum is 0
+    edge = np.array([[-1.0, 0.0, -2.0], [0.0, 0.0, 0.0]], np.float32)[None, :, :, None]
+    _, g = grad_of(features.max_pool, tf.cast(edge, dtype), tf.cast(np.ones((1, 1, 2, 1), np.float32), dtype))
+    np.testing.assert_array_equal(np.asarray(g, np.float32)[0, :, :, 0], [[0, 1, 0], [0, 0, 1]])
+
+
 def test_vgg_input_gradient_matches_autodiff_of_plain_ops():
     """The whole stack (Caffe preprocessing, convs, max pools, odd sides) against plain tf.nn ops."""
     rng = np.random.default_rng(7)
