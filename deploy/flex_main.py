@@ -9,7 +9,12 @@ job's Dataflow options.  This adds what every launch of this image needs, unless
   stylises one pair at a time (the engine is shared and serialised per process); a second thread
   overlaps the next pair's reads and the previous pair's writes with the GPU work.  More threads
   only queue, and add memory;
-* ``--experiments=use_runner_v2``: custom containers need Dataflow Runner v2 (the Python default).
+* ``--experiments=use_runner_v2``: custom containers need Dataflow Runner v2 (the Python default);
+* ``--disk_size_gb``: 50 (the image alone is several GB; Dataflow's default disk is 25 GB);
+* the GPU: a launch that names neither a machine type nor a ``worker_accelerator`` (from the console,
+  or a command that forgot them) gets the default profile of ``gpu_profiles.py`` (machine type,
+  accelerator with its pinned driver, one SDK process per VM); a launch with an accelerator gets
+  ``--require_gpu``, so a worker without a usable GPU fails loudly instead of running on its CPU.
 
 It submits the job and returns; it does not wait for the job (the launcher VM would idle for hours).
 """
@@ -24,6 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HARNESS_THREADS = "2"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # gpu_profiles, beside this file in the image too
+import gpu_profiles  # noqa: E402
 
 
 def given_flags(argv: Sequence[str]) -> set[str]:
@@ -41,6 +48,11 @@ def experiments(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def asks_for_gpu(argv: Sequence[str]) -> bool:
+    """Whether the launch requests a GPU (a worker_accelerator service option or experiment, or --accelerator)."""
+    return any("worker_accelerator=" in a or a.startswith("--accelerator") for a in argv)
+
+
 def with_defaults(argv: Sequence[str], env: Mapping[str, str] = os.environ) -> list[str]:
     args = list(argv)
     given = given_flags(args)
@@ -51,6 +63,14 @@ def with_defaults(argv: Sequence[str], env: Mapping[str, str] = os.environ) -> l
         args.append(f"--number_of_worker_harness_threads={env.get('NST_HARNESS_THREADS') or DEFAULT_HARNESS_THREADS}")
     if "use_runner_v2" not in experiments(args):
         args.append("--experiments=use_runner_v2")
+    if "disk_size_gb" not in given:
+        args.append(f"--disk_size_gb={gpu_profiles.DISK_SIZE_GB}")
+    if not asks_for_gpu(args) and not given & {"machine_type", "worker_machine_type"}:
+        profile = gpu_profiles.DEFAULT
+        args += [f"--machine_type={profile.machine_type}", f"--dataflow_service_options={profile.service_option()}",
+                 *(f"--experiments={e}" for e in profile.experiments() if e not in experiments(args))]
+    if asks_for_gpu(args) and "require_gpu" not in given:
+        args.append("--require_gpu")
     return args
 
 

@@ -6,7 +6,13 @@
 Per Dataflow's GPU documentation:
 
 * the GPU and its driver come from the ``worker_accelerator`` service option,
-  ``type:<gpu>;count:<n>;install-nvidia-driver``; an L4 needs a G2 machine type, a T4 an N1 one;
+  ``type:<gpu>;count:<n>;install-nvidia-driver:5xx``; an L4 needs a G2 machine type, a T4 an N1 one.
+  TensorFlow 2.21's CUDA 12 wheels need a 525+ driver: ``:5xx`` pins the 5xx branch, as Beam's own
+  Dataflow GPU examples do (a plain ``install-nvidia-driver`` takes Dataflow's default branch);
+* the boot disk holds the OS, the image (TensorFlow with CUDA: several GB, pulled once per VM) and
+  the logs: Dataflow's default of 25 GB is too small, ``--disk_size_gb`` (:data:`DISK_SIZE_GB`) is set;
+* every profile sets the pipeline's ``--require_gpu``: a worker that sees no GPU fails instead of
+  running at CPU speed on a GPU-priced VM;
 * Python runs one SDK process per vCPU by default and every process would load VGG19 onto the
   GPU, so either ``no_use_multiple_sdk_containers`` (one process per VM) or NVIDIA MPS
   (``use_nvidia_mps`` in the service option, GPU count 1, many processes sharing the GPU;
@@ -25,6 +31,9 @@ import argparse
 import sys
 from dataclasses import dataclass
 
+DRIVER = "install-nvidia-driver:5xx"
+DISK_SIZE_GB = 50  # Google's GPU samples' size; the image is several GB, the default disk 25 GB
+
 
 @dataclass(frozen=True)
 class GpuProfile:
@@ -37,7 +46,7 @@ class GpuProfile:
     note: str = ""
 
     def service_option(self) -> str:
-        parts = [f"type:{self.accelerator}", f"count:{self.count}", "install-nvidia-driver"]
+        parts = [f"type:{self.accelerator}", f"count:{self.count}", DRIVER]
         if self.mps:
             parts.append("use_nvidia_mps")
         return "worker_accelerator=" + ";".join(parts)
@@ -48,13 +57,16 @@ class GpuProfile:
     def beam_args(self) -> list[str]:
         """Pipeline options for a DataflowRunner run started from Python (not through the template)."""
         args = [f"--machine_type={self.machine_type}", f"--dataflow_service_options={self.service_option()}",
-                f"--number_of_worker_harness_threads={self.harness_threads}", "--experiments=use_runner_v2"]
+                f"--disk_size_gb={DISK_SIZE_GB}", f"--number_of_worker_harness_threads={self.harness_threads}",
+                "--experiments=use_runner_v2", "--require_gpu"]
         return args + [f"--experiments={e}" for e in self.experiments()]
 
     def gcloud_args(self) -> list[str]:
-        """Flags of ``gcloud dataflow flex-template build/run`` (service options go in as experiments there)."""
+        """Flags of ``gcloud dataflow flex-template build/run`` (service options go in as experiments there);
+        the template parameter ``require_gpu=true`` goes with them (``--parameters``)."""
         return [f"--worker-machine-type={self.machine_type}",
-                "--additional-experiments=" + ",".join([self.service_option(), *self.experiments()])]
+                "--additional-experiments=" + ",".join([self.service_option(), *self.experiments()]),
+                f"--disk-size-gb={DISK_SIZE_GB}"]
 
 
 PROFILES: dict[str, GpuProfile] = {p.name: p for p in (

@@ -171,8 +171,8 @@ class StyleNetworkDoFn(PairDoFn):
     for pairs already done and for every pending pair of a style whose network cannot be had."""
 
     def __init__(self, output: str, cfg: FastConfig, engine_options: StyleOptions, shared: Shared,
-                 thumb_size: int = 160):
-        super().__init__(output, engine_options, shared, thumb_size)
+                 thumb_size: int = 160, *, require_gpu: bool = False):
+        super().__init__(output, engine_options, shared, thumb_size, require_gpu=require_gpu)
         self.cfg = cfg
         self.trainings = Metrics.counter(NS, "network_trainings")
 
@@ -219,6 +219,7 @@ class StyleNetworkDoFn(PairDoFn):
         """Train on a seeded sample of the pairs' contents (unreadable ones passed over) and save to ``path``."""
         from nst_core import fast
 
+        self.resources().check_devices()
         contents = sorted({p.content for p in pairs})
         sample = random.Random(name).sample(contents, min(self.cfg.contents, len(contents)))
         arrays, names = [], []
@@ -244,8 +245,9 @@ class StyleNetworkDoFn(PairDoFn):
 class FastStylizeDoFn(PairDoFn):
     """(network path, pair) -> outcome record: stylized by one pass of the style's network, or error."""
 
-    def __init__(self, output: str, engine_options: StyleOptions, shared: Shared, thumb_size: int = 160):
-        super().__init__(output, engine_options, shared, thumb_size)
+    def __init__(self, output: str, engine_options: StyleOptions, shared: Shared, thumb_size: int = 160, *,
+                 require_gpu: bool = False):
+        super().__init__(output, engine_options, shared, thumb_size, require_gpu=require_gpu)
         self.loaded = Metrics.counter(NS, "networks_loaded")
 
     def process(self, item: tuple[str, Pair]) -> Iterator[dict[str, Any]]:

@@ -45,6 +45,9 @@ PIPELINE_FLAGS: dict[str, tuple[type, Any, str]] = {
     "accelerator": (str, None, "Dataflow: the GPU of the stylizing steps alone, as a Beam resource hint "
                                "(e.g. type:nvidia-l4;count:1;install-nvidia-driver); the manifest, routing and "
                                "run-file steps then run on plain workers"),
+    "require_gpu": (bool, False, "workers must see a GPU: one that sees none fails (with the devices and the "
+                                 "driver it found) instead of stylizing at CPU speed on a GPU-priced VM; every GPU "
+                                 "profile sets it, and a local run checks this machine before any work"),
     "prune": (bool, False, "move outputs under OUT/images and OUT/metrics that no row of this run claims (listed "
                            "in OUT/orphans.txt either way) to OUT/pruned/<time>/ instead of leaving them there"),
     "plan": (bool, False, "dry run: read the manifest and OUT, print what a run would stylize, skip, fail and "

@@ -17,7 +17,9 @@ Loads run outside every lock: a thread that asks for another key never waits for
 from __future__ import annotations
 
 import json
+import logging
 import os
+import socket
 import tempfile
 import threading
 from collections import OrderedDict
@@ -32,6 +34,7 @@ from nst_core import StyleOptions
 from pipeline import storage
 
 V = TypeVar("V")
+LOG = logging.getLogger("pipeline")
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,33 @@ class LoadOnce(Generic[V]):
                 self._sizes.pop(key, None)
 
 
+class WorkerSetupError(RuntimeError):
+    """This worker cannot serve any pair (e.g. --require_gpu and no GPU): fail its bundle, never a row."""
+
+
+def driver_version() -> str:
+    """The NVIDIA kernel driver's version line, or why there is none (for the no-GPU message)."""
+    try:
+        with open("/proc/driver/nvidia/version") as f:
+            return f.readline().strip() or "empty /proc/driver/nvidia/version"
+    except OSError:
+        return "no NVIDIA kernel driver loaded (/proc/driver/nvidia/version absent)"
+
+
+def device_report(require_gpu: bool) -> tuple[tuple[str, ...], str]:
+    """(GPUs TensorFlow sees, the precision ``auto`` resolves to); WorkerSetupError if a GPU is required and
+    there is none.  Imports TensorFlow."""
+    from nst_core.features import configure_devices, resolve_precision
+    from nst_core.tfimport import import_tensorflow
+
+    gpus = configure_devices()
+    if require_gpu and not gpus:
+        devices = [d.name for d in import_tensorflow().config.list_physical_devices()]
+        raise WorkerSetupError(f"--require_gpu: TensorFlow sees no GPU on {socket.gethostname()} (devices: "
+                               f"{', '.join(devices) or 'none'}; driver: {driver_version()})")
+    return gpus, resolve_precision("auto")
+
+
 class Served:
     """A loaded model and the lock that serializes its calls (it is not thread-safe, and TensorFlow already
     uses every core within one call)."""
@@ -113,20 +143,35 @@ class Served:
 class WorkerResources:
     """One per worker process: see the module docstring."""
 
-    def __init__(self, engine_options: StyleOptions, limits: Limits = Limits()):
+    def __init__(self, engine_options: StyleOptions, limits: Limits = Limits(), require_gpu: bool = False):
         self.engine_options = engine_options
         self.limits = limits
+        self.require_gpu = require_gpu
+        self._devices: LoadOnce[tuple] = LoadOnce()
         self._stylizer: LoadOnce[Served] = LoadOnce()
         self._style_bytes: LoadOnce[bytes] = LoadOnce(max_bytes=limits.style_bytes, size=len)
         self._networks: LoadOnce[Served] = LoadOnce(max_entries=limits.networks)
         self._indexes: LoadOnce[dict] = LoadOnce()
         self._local: LoadOnce[str] = LoadOnce()
 
+    def check_devices(self) -> tuple[str, ...]:
+        """The GPUs this process sees, found once and logged once (device and precision, at a level Dataflow
+        shows); WorkerSetupError, every time, if a GPU is required and there is none."""
+        def find() -> tuple:
+            gpus, auto = device_report(self.require_gpu)
+            precision = self.engine_options.precision
+            LOG.info("worker %s pid %d: %s; precision %s", socket.gethostname(), os.getpid(),
+                        f"GPU {', '.join(gpus)}" if gpus else "no GPU, CPU only",
+                        auto if precision == "auto" else precision)
+            return gpus
+        return self._devices.get("devices", find)
+
     def stylizer(self, on_load: Callable[[], None] = lambda: None) -> Served:
         """The Stylizer (``.model``), built on first use; ``on_load()`` is called when it is built."""
         def build() -> Served:
             from nst_core import Stylizer  # TensorFlow: imported by the workers that stylize, not by the launcher
 
+            self.check_devices()
             served = Served(Stylizer(self.engine_options))
             on_load()
             return served
@@ -142,6 +187,7 @@ class WorkerResources:
         def load() -> Served:
             from nst_core import fast
 
+            self.check_devices()
             served = Served(fast.load_style_network(self.local_file(path)))
             on_load()
             return served
@@ -164,8 +210,8 @@ class WorkerResources:
         return self._indexes.get(folder, lambda: build(folder, self.local_file))
 
 
-def acquire(shared: Shared, engine_options: StyleOptions) -> WorkerResources:
+def acquire(shared: Shared, engine_options: StyleOptions, require_gpu: bool = False) -> WorkerResources:
     """This process's WorkerResources for these engine options (one per process and run)."""
-    tag = json.dumps({k: v for k, v in engine_options.to_dict().items() if k in ("precision", "weights")},
-                     sort_keys=True)
-    return shared.acquire(lambda: WorkerResources(engine_options), tag=tag)
+    tag = json.dumps({**{k: v for k, v in engine_options.to_dict().items() if k in ("precision", "weights")},
+                      "require_gpu": require_gpu}, sort_keys=True)
+    return shared.acquire(lambda: WorkerResources(engine_options, require_gpu=require_gpu), tag=tag)

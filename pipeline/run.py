@@ -92,6 +92,7 @@ def resolve_options(options: PipelineOptions) -> tuple[NSTPipelineOptions, Style
         raise UsageError("--dry_run is Beam's flag and would run the whole job here; --plan shows what a run "
                          "would do without doing it")
     check_output(opts.output)
+    check_gpu_request(options, opts)
     cross_mode = bool(opts.contents or opts.styles)
     if opts.manifest and cross_mode:
         raise UsageError("give either --manifest or --contents with --styles, not both")
@@ -129,6 +130,26 @@ def resolve_options(options: PipelineOptions) -> tuple[NSTPipelineOptions, Style
     except manifest.ManifestError as e:
         raise UsageError(str(e)) from None
     return opts, base
+
+
+def check_gpu_request(options: PipelineOptions, opts: NSTPipelineOptions) -> None:
+    """--require_gpu must be satisfiable: on a local run this machine needs a GPU (checked now, before any
+    work); a Dataflow job must ask for one (a worker_accelerator service option or --accelerator)."""
+    if not opts.require_gpu:
+        return
+    if local_runner(options) is not None:
+        from pipeline.resources import WorkerSetupError, device_report
+
+        try:
+            device_report(require_gpu=True)
+        except WorkerSetupError as e:
+            raise UsageError(str(e)) from None
+        return
+    given = options.get_all_options()
+    requests = [*(given.get("dataflow_service_options") or []), *(given.get("experiments") or [])]
+    if not opts.accelerator and not any("worker_accelerator=" in r for r in requests):
+        raise UsageError("--require_gpu: the job asks for no GPU (no worker_accelerator service option or "
+                         "experiment, no --accelerator): see deploy/gpu_profiles.py")
 
 
 def check_output(output: str) -> None:
@@ -175,6 +196,8 @@ def build(p: beam.Pipeline, opts: NSTPipelineOptions, base: StyleOptions) -> bea
     fast_cfg = FastConfig.from_options(opts)
     shared = Shared()  # one WorkerResources per worker process, for every stylizing step
 
+    gpu_kw = {"require_gpu": bool(opts.require_gpu)}
+
     def gpu(step: beam.ParDo) -> beam.ParDo:
         return step.with_resource_hints(accelerator=opts.accelerator) if opts.accelerator else step
 
@@ -185,14 +208,15 @@ def build(p: beam.Pipeline, opts: NSTPipelineOptions, base: StyleOptions) -> bea
                   | "RouteStyles" >> beam.FlatMap(route_groups, fast_cfg.mode, fast_cfg.min_rows)
                   .with_outputs("optimize", main="fast"))
         networks = (routed.fast | "StyleNetworks" >> gpu(beam.ParDo(StyleNetworkDoFn(opts.output, fast_cfg, base,
-                                                                                      shared, thumb)))
+                                                                                      shared, thumb, **gpu_kw)))
                     .with_outputs("outcomes", main="work"))
         fast_stylized = (networks.work | "SpreadFastPairs" >> beam.Reshuffle()
-                         | "FastStylize" >> gpu(beam.ParDo(FastStylizeDoFn(opts.output, base, shared, thumb))))
+                         | "FastStylize" >> gpu(beam.ParDo(FastStylizeDoFn(opts.output, base, shared, thumb,
+                                                                         **gpu_kw))))
         fast_outcomes = [networks.outcomes, fast_stylized]
         to_optimize = (by_style.optimize, routed.optimize) | "OptimizePairs" >> beam.Flatten()
     pairs = to_optimize | "SpreadPairs" >> beam.Reshuffle()
-    stylized = pairs | "Stylize" >> gpu(beam.ParDo(StylizeDoFn(opts.output, base, shared, thumb)))
+    stylized = pairs | "Stylize" >> gpu(beam.ParDo(StylizeDoFn(opts.output, base, shared, thumb, **gpu_kw)))
     bad_rows = split.errors | "RecordRowErrors" >> beam.ParDo(RecordRowError())
     outcomes = (stylized, bad_rows, *fast_outcomes) | "AllOutcomes" >> beam.Flatten()
     if thumb:

@@ -28,7 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from nst_core import InputError, NSTError, StyleOptions
 from pipeline import report, storage
 from pipeline.manifest import ManifestError, Pair, RowError, cross, parse
-from pipeline.resources import WorkerResources, acquire
+from pipeline.resources import WorkerResources, WorkerSetupError, acquire
 
 LOG = logging.getLogger("pipeline")
 NS = "nst"
@@ -164,7 +164,7 @@ def failure_reason(e: Exception, what: str) -> str:
 
     A transient storage failure (retried already) is no reason to fail a row: it is raised again, and
     Beam retries the bundle."""
-    if storage.is_transient(e):
+    if storage.is_transient(e) or isinstance(e, WorkerSetupError):
         raise e
     if isinstance(e, (NSTError, OSError)):
         return str(e)
@@ -178,10 +178,11 @@ class PairDoFn(beam.DoFn):
     with its counters."""
 
     def __init__(self, output: str, engine_options: StyleOptions | None = None, shared: Shared | None = None,
-                 thumb_size: int = 160):
+                 thumb_size: int = 160, *, require_gpu: bool = False):
         self.output = output
         self.engine_options = engine_options or StyleOptions()
         self.shared = shared or Shared()
+        self.require_gpu = require_gpu
         self.thumb_size = thumb_size
         self._resources: WorkerResources | None = None
         self.stylized = Metrics.counter(NS, "pairs_stylized")
@@ -196,7 +197,7 @@ class PairDoFn(beam.DoFn):
     def resources(self) -> WorkerResources:
         """This process's WorkerResources (acquired on first use; loading anything in it is lazy too)."""
         if self._resources is None:
-            self._resources = acquire(self.shared, self.engine_options)
+            self._resources = acquire(self.shared, self.engine_options, self.require_gpu)
         return self._resources
 
     def done_record(self, pair: Pair) -> dict[str, Any] | None:
@@ -283,8 +284,9 @@ class PairDoFn(beam.DoFn):
 class StylizeDoFn(PairDoFn):
     """Pair -> outcome record: skipped if OUT already holds it, else stylized by optimisation or error."""
 
-    def __init__(self, output: str, engine_options: StyleOptions, shared: Shared, thumb_size: int = 160):
-        super().__init__(output, engine_options, shared, thumb_size)
+    def __init__(self, output: str, engine_options: StyleOptions, shared: Shared, thumb_size: int = 160, *,
+                 require_gpu: bool = False):
+        super().__init__(output, engine_options, shared, thumb_size, require_gpu=require_gpu)
         self.model_loads = Metrics.counter(NS, "model_loads")
         self.cache_hits = Metrics.counter(NS, "style_cache_hits")
         self.cache_misses = Metrics.counter(NS, "style_cache_misses")

@@ -123,11 +123,56 @@ def test_flex_defaults_never_override_the_launch():
     args = flex_main.with_defaults(["--output=gs://b/o"], env)
     assert f"--sdk_container_image={IMAGE}" in args
     assert "--number_of_worker_harness_threads=2" in args and "--experiments=use_runner_v2" in args
-    mine = ["--sdk_container_image=other:1", "--number_of_worker_harness_threads=4", "--experiments=use_runner_v2"]
+    mine = ["--sdk_container_image=other:1", "--number_of_worker_harness_threads=4", "--experiments=use_runner_v2",
+            "--disk_size_gb=80", "--machine_type=n1-standard-4"]  # a CPU launch, on purpose
     assert flex_main.with_defaults(mine, env) == mine
-    assert flex_main.with_defaults(["--experiments", "a,use_runner_v2"], {}) == [
-        "--experiments", "a,use_runner_v2", "--number_of_worker_harness_threads=2"]
+    assert flex_main.with_defaults(["--experiments", "a,use_runner_v2", "--machine_type=n1-standard-4"], {}) == [
+        "--experiments", "a,use_runner_v2", "--machine_type=n1-standard-4", "--number_of_worker_harness_threads=2",
+        f"--disk_size_gb={gpu_profiles.DISK_SIZE_GB}"]
     assert not any(a.startswith("--sdk_container_image") for a in flex_main.with_defaults([], {}))
+
+
+def test_a_launch_that_names_no_gpu_gets_the_default_profile_and_require_gpu():
+    bare = flex_main.with_defaults(["--output=gs://b/o"], {})
+    d = gpu_profiles.DEFAULT
+    assert f"--machine_type={d.machine_type}" in bare and f"--dataflow_service_options={d.service_option()}" in bare
+    assert "--require_gpu" in bare and f"--disk_size_gb={gpu_profiles.DISK_SIZE_GB}" in bare
+    given = flex_main.with_defaults(["--experiments=worker_accelerator=type:nvidia-tesla-t4;count:1;"
+                                     "install-nvidia-driver:5xx", "--machine_type=n1-standard-8"], {})
+    assert "--require_gpu" in given and not any(a.startswith("--dataflow_service_options") for a in given)
+
+
+def test_every_profile_and_the_workflow_set_a_disk_and_a_pinned_driver():
+    import yaml
+
+    for p in gpu_profiles.PROFILES.values():
+        disk = [a for a in p.beam_args() if a.startswith("--disk_size_gb=")]
+        assert disk and int(disk[0].split("=")[1]) >= 50 and "--disk-size-gb=50" in p.gcloud_args()
+        assert "install-nvidia-driver:5xx" in p.service_option() and "--require_gpu" in p.beam_args()
+    wf = yaml.safe_load((deploy_paths.DEPLOY / "nightly.workflow.yaml").read_text())
+    assigns = {k: v for item in wf["main"]["steps"][0]["init"]["assign"] for k, v in item.items()}
+    assert assigns["disk_size_gb"] >= 50
+    launch = next(s["launch"] for s in wf["main"]["steps"] if "launch" in s)["try"]["args"]["body"]["launchParameter"]
+    assert launch["environment"]["diskSizeGb"] == "${disk_size_gb}"
+    assert launch["parameters"]["require_gpu"] == "true"
+    for prof in assigns["profiles"].values():
+        assert "install-nvidia-driver:5xx" in prof["additionalExperiments"][0]
+
+
+def test_the_flex_launchers_own_arguments_parse():
+    """What the Flex launcher passes besides the template parameters (the job's environment) must get past
+    the pipeline's strict unknown-flag check."""
+    launcher = ["--runner=DataflowRunner", "--project=p", "--region=us-central1", "--job_name=nst-nightly-1",
+                "--template_location=gs://b/templates/x.json", "--staging_location=gs://b/staging",
+                "--temp_location=gs://b/tmp", "--labels={\"app\":\"nst-catalog\"}", "--labels=run-date=2026-01-31",
+                "--service_account_email=w@p.iam.gserviceaccount.com", "--max_num_workers=4", "--num_workers=1",
+                "--machine_type=g2-standard-4", "--disk_size_gb=50", "--no_use_public_ips",
+                "--subnetwork=regions/us-central1/subnetworks/default", "--experiments=use_runner_v2",
+                "--dataflow_service_options=worker_accelerator=type:nvidia-l4;count:1;install-nvidia-driver:5xx",
+                "--sdk_container_image=" + IMAGE, "--autoscaling_algorithm=THROUGHPUT_BASED"]
+    params = ["--output=gs://b/o", "--manifest=gs://b/m.csv", "--mode=optimize", "--require_gpu=true"]
+    options = PipelineOptions(flex_main.with_defaults(launcher + params, {}))
+    assert pipeline_run.unknown_flags(options) == []
 
 
 def test_flex_main_reports_bad_usage_before_anything_runs(capsys):

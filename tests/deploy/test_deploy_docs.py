@@ -119,3 +119,28 @@ def test_no_weight_download_hosts_or_key_files_in_deploy():
             text = path.read_text()
             assert "storage.googleapis.com/tensorflow" not in text and "keras-applications" not in text, path
             assert "keys create" not in text and "GOOGLE_APPLICATION_CREDENTIALS" not in text, path
+
+
+def test_workflow_calls_retry():
+    """Every Dataflow or Storage call of the workflow retries 429s and 5xx: one during hours of polling must
+    not fail the night."""
+    wf = yaml.safe_load((DEPLOY / "nightly.workflow.yaml").read_text())
+    calls = 0
+    for step in wf["main"]["steps"]:
+        (name, body), = step.items()
+        inner = body.get("try", body)
+        if str(inner.get("call", "")).startswith(("http.", "googleapis.")):
+            calls += 1
+            assert body.get("retry") == "${http.default_retry}", name
+    assert calls >= 3  # launch, poll, summary
+
+
+def test_readme_template_parameters_exist():
+    import json
+
+    params = {p["name"] for p in json.loads((DEPLOY / "metadata.json").read_text())["parameters"]}
+    for block in shell_blocks(README):
+        for group in re.findall(r"--parameters=(?:\^~\^)?(\S+)", block):
+            sep = "~" if "~" in group else ","
+            names = {kv.split("=", 1)[0] for kv in group.split(sep) if "=" in kv}
+            assert names <= params, sorted(names - params)
