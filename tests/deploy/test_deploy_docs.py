@@ -107,6 +107,8 @@ def test_dockerfile_copies_what_exists_and_bakes_the_weights():
     assert text.rstrip().endswith('ENTRYPOINT ["/opt/apache/beam/boot"]')
     assert "ENV NST_CACHE_DIR=/opt/nst/cache" in text and "python -m nst_core.weights fetch" in text
     assert "TF_FORCE_GPU_ALLOW_GROWTH=true" in text
+    tags = re.findall(r"^ARG (\w+_(?:TAG|VERSION))=(\S+)$", text, re.M)
+    assert tags and all(v and v != "latest" for _, v in tags), tags  # every base image pinned
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text()
     for path in ("setup.py", "README.md", "requirements.txt", "nst_core/", "pipeline/", "deploy/flex_main.py",
                  "deploy/requirements.txt"):
