@@ -105,21 +105,24 @@ def _cuts(n: int, parts: int, align: int) -> list[int]:
 
 
 def plan(hw: tuple[int, int], deepest: str, budget: int, dtype_bytes: int = 4, backward: bool = True,
-         name: str = "image", min_core: int = MIN_CORE) -> list[Tile]:
-    """Tiles whose passes each fit ``budget`` bytes; one tile (the whole image) when it fits untiled."""
+         name: str = "image", min_core: int = MIN_CORE, core_side: int | None = None) -> list[Tile]:
+    """Tiles whose passes each fit ``budget`` bytes; one tile (the whole image) when it fits untiled.
+
+    ``core_side`` fixes the cores' side instead (tests).
+    """
     h, w = hw
     whole = Tile(0, h, 0, w, 0, h, 0, w)
-    if pass_bytes(hw, deepest, dtype_bytes, backward) <= budget:
+    if core_side is None and pass_bytes(hw, deepest, dtype_bytes, backward) <= budget:
         return [whole]
     halo, align = halo_and_align(deepest)
 
     def cost(core: int) -> int:
         return pass_bytes((min(h, core + 2 * halo), min(w, core + 2 * halo)), deepest, dtype_bytes, backward)
 
-    core = max(h, w)
-    while core > min_core and cost(core) > budget:
+    core = core_side or max(h, w)
+    while core_side is None and core > min_core and cost(core) > budget:
         core = int(core * 0.9)
-    if cost(core) > budget:
+    if core_side is None and cost(core) > budget:
         raise InputError(f"{name}: a tile of a {h}x{w} image (halo {halo} px) needs {cost(core) // MB} MB, "
                          f"above the memory budget's {budget // MB} MB for one pass")
     core = max(align, core // align * align)
