@@ -7,6 +7,9 @@ states times as ratios against the same pair's 512 px run of the same invocation
     python benchmarks/highres.py                                   # 3 pairs x 512, 1024, 2048, 4096
     python benchmarks/highres.py --pair chelsea-starry --size 512 --size 2048
     python benchmarks/highres.py --agreement-only                  # tiled vs untiled loss and gradient
+
+Crops for looking at: ``benchmarks/out/highres/crops/<pair>_<size>_<where>.png``, left the 512 px
+output upscaled, right the large output, same region at full resolution.
 """
 
 from __future__ import annotations
@@ -62,6 +65,31 @@ def score(out: Path, content: Path, style: Path, feats) -> dict[str, float]:
     return distances(small, content, style, feats)
 
 
+def crops(name: str, tag: str, sizes: list[int], side: int = 800) -> list[Path]:
+    """Full-resolution crops of the large outputs next to the same region of the 512 px output, upscaled."""
+    from PIL import Image
+
+    base = OUT / f"{name}_512_{tag}.png"
+    paths = []
+    for size in sizes:
+        out = OUT / f"{name}_{size}_{tag}.png"
+        if size <= 512 or not out.exists() or not base.exists():
+            continue
+        big = Image.open(out).convert("RGB")
+        small = Image.open(base).convert("RGB").resize(big.size, Image.BICUBIC)
+        w, h = big.size
+        for where, (x0, y0) in {"centre": ((w - side) // 2, (h - side) // 2), "corner": (0, 0)}.items():
+            box = (x0, y0, x0 + min(side, w), y0 + min(side, h))
+            sheet = Image.new("RGB", (2 * (box[2] - box[0]), box[3] - box[1]))
+            sheet.paste(small.crop(box), (0, 0))
+            sheet.paste(big.crop(box), (box[2] - box[0], 0))
+            path = OUT / "crops" / f"{name}_{size}_{where}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sheet.save(path)
+            paths.append(path)
+    return paths
+
+
 def agreement(pair: str, hw_side: int) -> dict:
     """Tiled vs untiled loss and gradient on one image small enough for both (shallow and full objectives)."""
     import numpy as np
@@ -105,10 +133,13 @@ def main() -> int:
     ap.add_argument("--tag", default="defaults")
     ap.add_argument("--agreement-only", action="store_true")
     ap.add_argument("--agreement-side", type=int, default=512)
+    ap.add_argument("--no-agreement", action="store_true")
     args = ap.parse_args()
     print(f"CPU: {cpu_id()}", flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
-    result: dict = {"cpu": cpu_id(), "agreement": agreement(DEFAULT_PAIRS[0], args.agreement_side)}
+    result: dict = {"cpu": cpu_id()}
+    if not args.no_agreement:
+        result["agreement"] = agreement(DEFAULT_PAIRS[0], args.agreement_side)
     if args.agreement_only:
         print(json.dumps(result, indent=1))
         return 0
@@ -153,6 +184,7 @@ def main() -> int:
             rows.append(row)
             result["runs"] = rows
             (OUT / f"highres_{args.tag}.json").write_text(json.dumps(result, indent=1))
+        crops(name, args.tag, sizes)
     return 0
 
 
