@@ -90,7 +90,7 @@ def lbfgs(x: np.ndarray, objective: Objective, steps: int, on_step: OnStep, hist
     relearn the curvature at every scale.  ``dtype`` is that of the memory and the search direction:
     float32 halves the history's memory for large (tiled) images.
     """
-    x = x.astype(np.float32).copy()
+    x = x.astype(np.float32, copy=False)  # never written in place: no copy (one image less at 4096 px)
     best = _Best()
     if steps <= 0:
         return x, {}
@@ -118,13 +118,16 @@ def lbfgs(x: np.ndarray, objective: Objective, steps: int, on_step: OnStep, hist
             for (s, y, rho), a in zip(mem, reversed(alphas)):
                 b = rho * _dot(y, q)
                 q += (a - b) * s
-            d = -q
+            d = np.negative(q, out=q)
+            del q
         else:
             d = -flat_g * (first_step_pixels / (np.abs(flat_g).max() + 1e-30))
         biggest = float(np.abs(d).max())
         if biggest > max_step_pixels:
             d *= max_step_pixels / biggest
-        x_new = np.clip(x + d.reshape(x.shape).astype(np.float32), 0.0, 255.0)
+        x_new = d.reshape(x.shape).astype(np.float32, copy=False) + x
+        np.clip(x_new, 0.0, 255.0, out=x_new)
+        del d
         total_new, parts_new, g_new = objective(x_new)
         _check(total_new, i)
         s_vec = (x_new - x).ravel().astype(dtype, copy=False)

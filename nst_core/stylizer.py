@@ -299,6 +299,7 @@ class Stylizer:
                     look = x
                 continue
             objective = self._objective(o, precision, c_img, styles, blend_w, hw, tiles)
+            del c_img  # the objective holds its features; one image less during the steps
 
             def on_step(p: dict, arr: np.ndarray, _scale=idx, _hw=hw, _stage=stage, _tiles=len(tiles)) -> None:
                 entry = {"step": len(trace) + 1, "scale": _scale, "height": _hw[0], "width": _hw[1],

@@ -314,6 +314,7 @@ class TiledVGG:
                       for d, name in zip(d_grams, self.style_layers))
         c_coef = tf.constant(float(weights[0]) / c_energy, tf.float32)
         g = tv_grad.numpy()[0] * float(weights[2])
+        del tv_grad  # image-sized
         for t in tiles:
             gt = self.backward(self._tile_input(x, t), self._boxes(t), self._c_tile(c_target, t), coefs, c_coef)
             g[t.oy0:t.oy1, t.ox0:t.ox1] += gt.numpy()[0]
