@@ -72,7 +72,7 @@ class StyleOptions:
     memory_budget: int = _spec(0, "memory in MB one pair may plan for (image-sized state, L-BFGS history and "
                                "one pass's activations); above it scales are computed in tiles with the "
                                "style loss kept global and exact, and a size it can never serve is "
-                               "rejected before work starts; 0: auto, 40% of the available RAM (of the "
+                               "rejected before work starts; 0: auto, 40 percent of the available RAM (of the "
                                "GPU's memory on a GPU)", lo=0, hi=10**7, scope="engine")
     refine: str = _spec("shallow", "final scale of a multi-scale run: shallow optimises only the style "
                         "layers up to block3_conv1 with the content loss on block3_conv1 (steps 2.4x "
