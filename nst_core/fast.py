@@ -582,8 +582,9 @@ def stylize_with_network(network: StyleNetwork | str | os.PathLike, content: ima
                          weights: str | None = None) -> FastResult:
     """Stylise one image with a trained network: a Result like :meth:`Stylizer.stylize` returns.
 
-    ``size`` is the output's longest side (default: the size the network was trained for); ``precision``
-    and ``weights`` override the network's for the loss evaluation.  The
+    ``size`` is the output's longest side (default: the size the network was trained for); above the
+    options' ``look_size`` the network runs at that size and :func:`restore_detail` makes the output;
+    ``precision`` and ``weights`` override the network's for the loss evaluation.  The
     losses are the engine's (same features, same loss terms and weights as the Gatys run would
     report) unless ``compute_losses`` is False (then they are NaN and only the network runs).
     """
@@ -600,19 +601,37 @@ def stylize_with_network(network: StyleNetwork | str | os.PathLike, content: ima
     content_name = content_name or images.describe(content)
     arr = images.load_image(content, content_name)
     hw = images.fit_size(arr.shape[:2], opts.size)
-    c_img = images.resize(arr, hw)
-    out = apply_network(network.model, c_img)
+    # Above look_size the network runs at the look size, so strokes scale with the image (run at 4096 px
+    # its strokes stay the size it learned, a few pixels); the content's finer detail is restored on top.
+    work_hw = hw if opts.size <= opts.look_size else images.fit_size(arr.shape[:2], opts.look_size)
+    c_work = images.resize(arr, work_hw)
+    look = apply_network(network.model, c_work)
+    out = look if work_hw == hw else restore_detail(look, images.resize(arr, hw))
     net_s = time.perf_counter() - t0
     used = resolve_precision(opts.precision)
     parts = {k: float("nan") for k in ("content", "style", "tv", "total")}
-    if compute_losses:
-        parts = fast_losses(out, c_img, network.style_image(), opts, used)
+    if compute_losses:  # above look_size on the look-size image, like optimize mode's final losses
+        parts = fast_losses(look, c_work, network.style_image(), opts, used)
     info = {"path": network.path, "style": network.meta["style"], "architecture": network.meta["architecture"],
             "training": {k: v for k, v in network.meta["training"].items() if k not in ("trace", "contents")},
             "network_seconds": round(net_s, 4)}
     return FastResult(image=images.to_uint8(out), losses=parts, steps=0, seconds=time.perf_counter() - t0,
                       trace=[], options=opts, precision=used, content=content_name,
                       styles=[network.meta["style"].get("path") or network.style_name], network=info)
+
+
+BACK_PROJECTIONS = 2  # as the optimizer's detail scales: the result, resized to the look's size, is the look
+
+
+def restore_detail(look: np.ndarray, content: np.ndarray) -> np.ndarray:
+    """``look`` at ``content``'s (larger) size: upsampled, plus the content's detail the look's grid could
+    not hold, then back-projected so that resized to the look's size it is the look again."""
+    hw, small = content.shape[:2], look.shape[:2]
+    band = content - images.resize_field(images.resize_field(content, small), hw)
+    x = np.clip(images.resize_field(look, hw) + band, 0, 255)
+    for _ in range(BACK_PROJECTIONS):
+        x = np.clip(x + images.resize_field(look - images.resize_field(x, small), hw), 0, 255)
+    return x.astype(np.float32)
 
 
 def fast_losses(out: np.ndarray, content: np.ndarray, style: np.ndarray, opts: StyleOptions,

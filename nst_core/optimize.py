@@ -19,10 +19,16 @@ Objective = Callable[[np.ndarray], tuple[float, dict, np.ndarray]]
 OnStep = Callable[[dict, np.ndarray], None]
 
 
+DOT_CHUNK = 1 << 16  # float32 vectors are summed in chunks: a float32 running sum over 50M terms drifts
+
+
 def _dot(a: np.ndarray, b: np.ndarray) -> float:
     """Inner product without BLAS: OpenBLAS's threads fight TensorFlow's for the cores between
     steps (measured: a 128px L-BFGS step took 0.115 s with ``np.dot``, 0.074 s without)."""
-    return float(np.einsum("i,i->", a, b))
+    if a.dtype == np.float64:
+        return float(np.einsum("i,i->", a, b))
+    return float(sum(float(np.einsum("i,i->", a[i:i + DOT_CHUNK], b[i:i + DOT_CHUNK]))
+                     for i in range(0, a.size, DOT_CHUNK)))
 
 
 def _check(total: float, step: int) -> None:
@@ -69,7 +75,7 @@ Curvature = list[tuple[np.ndarray, np.ndarray]]
 
 def lbfgs(x: np.ndarray, objective: Objective, steps: int, on_step: OnStep, history: int = 10,
           first_step_pixels: float = 2.0, max_step_pixels: float = 32.0,
-          curvature: Curvature | None = None) -> tuple[np.ndarray, dict]:
+          curvature: Curvature | None = None, dtype: type = np.float64) -> tuple[np.ndarray, dict]:
     """Limited-memory BFGS without line search (like torch's ``LBFGS(max_iter=1)``).
 
     The first step moves the largest-gradient pixel by ``first_step_pixels``; later steps use
@@ -81,9 +87,10 @@ def lbfgs(x: np.ndarray, objective: Objective, steps: int, on_step: OnStep, hist
     the second step of a new scale threw the image far off (measured at 256 px: loss 3.2 -> 116,
     then 5 steps to recover).  ``curvature``, when given, seeds the memory (e.g. the previous
     scale's pairs, resized) and receives the final memory, so a coarse-to-fine run need not
-    relearn the curvature at every scale.
+    relearn the curvature at every scale.  ``dtype`` is that of the memory and the search direction:
+    float32 halves the history's memory for large (tiled) images.
     """
-    x = x.astype(np.float32).copy()
+    x = x.astype(np.float32, copy=False)  # never written in place: no copy (one image less at 4096 px)
     best = _Best()
     if steps <= 0:
         return x, {}
@@ -93,12 +100,12 @@ def lbfgs(x: np.ndarray, objective: Objective, steps: int, on_step: OnStep, hist
     on_step(parts, x)
     mem: deque[tuple[np.ndarray, np.ndarray, float]] = deque(maxlen=history)
     for s0, y0 in curvature or []:
-        s_vec, y_vec = s0.ravel().astype(np.float64), y0.ravel().astype(np.float64)
+        s_vec, y_vec = s0.ravel().astype(dtype, copy=False), y0.ravel().astype(dtype, copy=False)
         sy = _dot(s_vec, y_vec)
         if s0.shape == x.shape and sy > 0:
             mem.append((s_vec, y_vec, 1.0 / sy))
     for i in range(1, steps):
-        flat_g = g.ravel().astype(np.float64)
+        flat_g = g.ravel().astype(dtype, copy=False)
         if mem:
             q = flat_g.copy()
             alphas = []
@@ -111,17 +118,20 @@ def lbfgs(x: np.ndarray, objective: Objective, steps: int, on_step: OnStep, hist
             for (s, y, rho), a in zip(mem, reversed(alphas)):
                 b = rho * _dot(y, q)
                 q += (a - b) * s
-            d = -q
+            d = np.negative(q, out=q)
+            del q
         else:
             d = -flat_g * (first_step_pixels / (np.abs(flat_g).max() + 1e-30))
         biggest = float(np.abs(d).max())
         if biggest > max_step_pixels:
             d *= max_step_pixels / biggest
-        x_new = np.clip(x + d.reshape(x.shape).astype(np.float32), 0.0, 255.0)
+        x_new = d.reshape(x.shape).astype(np.float32, copy=False) + x
+        np.clip(x_new, 0.0, 255.0, out=x_new)
+        del d
         total_new, parts_new, g_new = objective(x_new)
         _check(total_new, i)
-        s_vec = (x_new - x).ravel().astype(np.float64)
-        y_vec = (g_new - g).ravel().astype(np.float64)
+        s_vec = (x_new - x).ravel().astype(dtype, copy=False)
+        y_vec = (g_new - g).ravel().astype(dtype, copy=False)
         sy = float(_dot(s_vec, y_vec))
         if total_new > total:
             mem.clear()
@@ -131,6 +141,7 @@ def lbfgs(x: np.ndarray, objective: Objective, steps: int, on_step: OnStep, hist
         best.offer(total, x, parts_new)
         on_step(parts_new, x)
     if curvature is not None:
-        curvature[:] = [(s.reshape(x.shape).astype(np.float32), y.reshape(x.shape).astype(np.float32))
+        f32 = np.float32
+        curvature[:] = [(s.reshape(x.shape).astype(f32, copy=False), y.reshape(x.shape).astype(f32, copy=False))
                         for s, y, _ in mem]
     return best.x, best.parts

@@ -65,6 +65,17 @@ class StyleOptions:
                             "1 runs a single scale", lo=1, hi=8)
     min_size: int = _spec(64, "smallest longest side of a coarse scale: fewer scales are run rather "
                           "than one below this", lo=16, hi=4096)
+    look_size: int = _spec(512, "longest side at which the look is set: a larger output first runs the "
+                           "whole schedule of a look_size output (the large strokes form there), then "
+                           "finer scales, each twice the side of the one before and ending at `size`, "
+                           "that add detail; outputs up to look_size are unchanged", lo=16, hi=4096)
+    detail_steps: int = _spec(6, "optimizer steps of each scale finer than look_size (shallow like the "
+                              "final scale when refine is shallow)", lo=0, hi=100000)
+    memory_budget: int = _spec(0, "memory in MB one pair may plan for (image-sized state, L-BFGS history and "
+                               "one pass's activations); above it scales are computed in tiles with the "
+                               "style loss kept global and exact, and a size it can never serve is "
+                               "rejected before work starts; 0: auto, 40 percent of the available RAM (of the "
+                               "GPU's memory on a GPU)", lo=0, hi=10**7, scope="engine")
     refine: str = _spec("shallow", "final scale of a multi-scale run: shallow optimises only the style "
                         "layers up to block3_conv1 with the content loss on block3_conv1 (steps 2.4x "
                         "cheaper: the coarse scales already laid out the large-scale style, the final "
@@ -166,7 +177,15 @@ class StyleOptions:
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def scales(self) -> list[int]:
-        """Longest sides of the coarse-to-fine schedule, ending at ``size``."""
+        """Longest sides of the coarse-to-fine schedule, ending at ``size``.
+
+        Above ``look_size``: the scales of a ``look_size`` output, then detail scales doubling up to ``size``.
+        """
+        if self.size > self.look_size:
+            fine = [self.size]
+            while fine[-1] // 2 > self.look_size:
+                fine.append(fine[-1] // 2)
+            return [*self.replace(size=self.look_size).scales(), *fine[::-1]]
         sizes = [self.size]
         while len(sizes) < self.num_scales and sizes[-1] // 2 >= self.min_size:
             sizes.append(sizes[-1] // 2)
@@ -178,15 +197,24 @@ class StyleOptions:
         Tied to the scale's side rather than to its rank, so a 256px output's 64px scale gets
         twice the steps of a 512px output's 128px scale: they cost a quarter as much, and they are
         where the largest style features (block5's Gram) are laid out.  Measured at 256px: the
-        astronaut's style distance 0.267 with 30 steps at 64px, 0.242 with 60.
+        astronaut's style distance 0.267 with 30 steps at 64px, 0.242 with 60.  Scales above
+        ``look_size`` get ``detail_steps`` each, so the look is that of the ``look_size`` output and
+        the cost grows about linearly with the output's pixels (each scale costs 4x the one before).
         """
+        return [(side, steps) for side, steps, _ in self.stages()]
+
+    def stages(self) -> list[tuple[int, int, str]]:
+        """(longest side, steps, stage) per scale; stage is full, refine (shallow) or detail (above look_size)."""
         sizes = self.scales()
-        out = [(s, math.ceil(self.coarse_steps * COARSE_REFERENCE_SIDE / s)) for s in sizes[:-1]]
-        return [*out, (sizes[-1], self.steps)]
+        n_look = len(sizes) - sum(1 for s in sizes if s > self.look_size)
+        look = sizes[:n_look]
+        out = [(s, math.ceil(self.coarse_steps * COARSE_REFERENCE_SIDE / s), "full") for s in look[:-1]]
+        out.append((look[-1], self.steps, "refine" if self.refine_options() is not None else "full"))
+        return [*out, *((s, self.detail_steps, "detail") for s in sizes[n_look:])]
 
     def refine_options(self) -> StyleOptions | None:
         """Options of a shallow final scale, or None when the final scale uses every layer."""
-        if self.refine != "shallow" or len(self.scales()) < 2:
+        if self.refine != "shallow" or len(self.replace(size=min(self.size, self.look_size)).scales()) < 2:
             return None
         limit = VGG_LAYERS.index(REFINE_LAYER)
         keep = [i for i, name in enumerate(self.style_layers) if VGG_LAYERS.index(name) <= limit]

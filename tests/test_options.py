@@ -47,13 +47,13 @@ def test_scales_double_up_to_size():
     assert StyleOptions(size=100, min_size=128).scales() == [100]
     assert StyleOptions(size=512).scales() == [128, 256, 512]  # num_scales=3
     assert StyleOptions(size=256).scales() == [64, 128, 256]
-    assert StyleOptions(size=1024, num_scales=2).scales() == [512, 1024]
+    assert StyleOptions(size=1024, num_scales=2, look_size=1024).scales() == [512, 1024]
     assert StyleOptions(size=512, num_scales=1).scales() == [512]
 
 
 def test_schedule_gives_coarse_scales_steps_by_their_side_and_ends_with_steps():
     assert StyleOptions(size=512, coarse_steps=40, steps=20).schedule() == [(128, 40), (256, 20), (512, 20)]
-    assert StyleOptions(size=1024, num_scales=4, coarse_steps=25, steps=7).schedule() == [
+    assert StyleOptions(size=1024, num_scales=4, coarse_steps=25, steps=7, look_size=1024).schedule() == [
         (128, 25), (256, 13), (512, 7), (1024, 7)]
     # A 256px output's 64px scale is cheap: it gets twice a 128px scale's steps.
     assert StyleOptions(size=256, coarse_steps=30, steps=15).schedule() == [(64, 60), (128, 30), (256, 15)]
