@@ -136,3 +136,15 @@ def test_a_two_worker_run_prints_nothing_on_stderr(tmp_path, image_dir):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == "", proc.stderr
     assert "rows in 2 = stylized 2 + skipped 0 + errors 0 [OK]" in proc.stdout
+
+
+def test_a_pair_too_large_for_the_memory_budget_is_its_rows_error(tmp_path, image_dir):
+    """Over a catalog one huge pair must not crash a worker: the engine refuses it before any work."""
+    root = copy_images(image_dir, tmp_path / "cat")
+    write_csv(root / "m.csv", ["id,content,style,size", "small,content/c1.jpg,style/s1.png,",
+                               "huge,content/c2.png,style/s1.png,4096"])
+    out = tmp_path / "out"
+    c = counters(run(["--manifest", str(root / "m.csv"), "--output", str(out), *FAST, "--memory_budget", "2000"]))
+    assert (c["pairs_stylized"], c["pairs_failed"]) == (1, 1)
+    (err,) = read_jsonl(out / "errors.jsonl")
+    assert err["id"] == "huge" and "4096" in err["reason"] and "budget" in err["reason"], err["reason"]
