@@ -95,11 +95,16 @@ def key_by_style(pair: Pair) -> Iterator[Any]:
         yield beam.pvalue.TaggedOutput("optimize", pair)
 
 
+def goes_fast(mode: str, rows: int, min_rows: int) -> bool:
+    """Whether a single style's ``rows`` pairs go fast: always in mode fast, with >= min_rows in mode auto."""
+    return mode == "fast" or (mode == "auto" and rows >= min_rows)
+
+
 def route_groups(group: tuple[str, Iterable[Pair]], mode: str, min_rows: int) -> Iterator[Any]:
-    """A style's pairs: fast as one group (mode fast, or auto with >= min_rows rows), else each to optimize."""
+    """A style's pairs: fast as one group (:func:`goes_fast`), else each to optimize."""
     style, pairs = group
     pairs = sorted(pairs, key=lambda p: p.line)
-    if mode == "fast" or len(pairs) >= min_rows:
+    if goes_fast(mode, len(pairs), min_rows):
         yield style, pairs
     else:
         for pair in pairs:

@@ -19,10 +19,10 @@ from typing import Any
 
 from nst_core import InputError, StyleOptions
 from pipeline import storage
-from pipeline.fastmode import FastConfig, as_fast, by_training_options, network_for
-from pipeline.manifest import Pair, RowError, cross, parse
+from pipeline.fastmode import FastConfig, as_fast, by_training_options, goes_fast, network_for
+from pipeline.manifest import Pair, RowError, parse
 from pipeline.resources import WorkerResources
-from pipeline.transforms import NEW, Inputs, PairDoFn, find_orphans, not_an_image, pair_inputs
+from pipeline.transforms import NEW, Inputs, PairDoFn, cross_rows, find_orphans, pair_inputs
 
 IO_THREADS = 16  # done checks are reads and stats: on gs:// each is a round trip, so overlap them
 
@@ -30,11 +30,7 @@ IO_THREADS = 16  # done checks are reads and stats: on gs:// each is a round tri
 def rows_of(opts: Any, base: StyleOptions) -> list[Pair | RowError]:
     if opts.manifest:
         return list(parse(storage.read_bytes(opts.manifest), opts.manifest, base))
-    contents = sorted({p for g in opts.contents for p in storage.match(g)})
-    styles = sorted({p for g in opts.styles for p in storage.match(g)})
-    with ThreadPoolExecutor(IO_THREADS) as pool:
-        verdicts = dict(zip(contents + styles, pool.map(not_an_image, contents + styles)))
-    return list(cross(contents, styles, base, {p: why for p, why in verdicts.items() if why}))
+    return cross_rows(opts.contents, opts.styles, base)
 
 
 def _route(pairs: list[Pair], cfg: FastConfig) -> tuple[dict[str, list[Pair]], list[Pair]]:
@@ -50,7 +46,7 @@ def _route(pairs: list[Pair], cfg: FastConfig) -> tuple[dict[str, list[Pair]], l
             optimize.append(pair)
     fast = {}
     for style, members in by_style.items():
-        if cfg.mode == "fast" or len(members) >= cfg.min_rows:
+        if goes_fast(cfg.mode, len(members), cfg.min_rows):
             fast[style] = members
         else:
             optimize += members

@@ -73,18 +73,24 @@ class CrossPairs(beam.DoFn):
         self.rows = Metrics.counter(NS, "rows_read")
 
     def process(self, globs: tuple[list[str], list[str]]) -> Iterator[Pair | RowError]:
-        found = []
-        for patterns in globs:
-            paths = sorted({p for g in patterns for p in storage.match(g)})
-            if not paths:
-                raise ManifestError(f"glob {', '.join(patterns)}: matched no files")
-            found.append(paths)
-        contents, styles = found
-        with ThreadPoolExecutor(SNIFF_THREADS) as pool:  # a round trip each on gs://: overlap them
-            verdicts = dict(zip(contents + styles, pool.map(not_an_image, contents + styles)))
-        for item in cross(contents, styles, self.base, {p: why for p, why in verdicts.items() if why}):
+        for item in cross_rows(*globs, self.base):
             self.rows.inc()
             yield item
+
+
+def cross_rows(content_globs: list[str], style_globs: list[str], base: StyleOptions) -> list[Pair | RowError]:
+    """Cross mode's rows: every combination of the files the globs match (their union), and one RowError
+    per matched file that is not an image (sniffed; ManifestError if a flag's globs match nothing)."""
+    found = []
+    for patterns in (content_globs, style_globs):
+        paths = sorted({p for g in patterns for p in storage.match(g)})
+        if not paths:
+            raise ManifestError(f"glob {', '.join(patterns)}: matched no files")
+        found.append(paths)
+    contents, styles = found
+    with ThreadPoolExecutor(SNIFF_THREADS) as pool:  # a round trip each on gs://: overlap them
+        verdicts = dict(zip(contents + styles, pool.map(not_an_image, contents + styles)))
+    return list(cross(contents, styles, base, {p: why for p, why in verdicts.items() if why}))
 
 
 def not_an_image(path: str) -> str:
