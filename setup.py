@@ -1,5 +1,6 @@
 """Catalog-scale neural style transfer: nst_core (the engine) and pipeline (the Beam job)."""
 
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -12,7 +13,7 @@ REQUIREMENTS = [
 
 setup(
     name="nst-catalog",
-    version="0.1.0",
+    version=re.search(r'^__version__ = "([^"]+)"', (HERE / "nst_core" / "__init__.py").read_text(), re.M).group(1),
     description="Gatys neural style transfer for catalogs: a TensorFlow engine and an Apache Beam job",
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",

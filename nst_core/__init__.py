@@ -10,11 +10,12 @@ and image validation (and the CLI's error messages) stay fast.
 
 from typing import Any
 
+__version__ = "0.1.0"  # the one place: setup.py reads it from here
 from nst_core.errors import InputError, NSTError, NumericalError, WeightsError
 from nst_core.options import StyleOptions
 
-__all__ = ["InputError", "NSTError", "NumericalError", "Result", "StyleOptions", "Stylizer", "WeightsError",
-           "stylize"]
+__all__ = ["__version__", "InputError", "NSTError", "NumericalError", "Result", "StyleOptions", "Stylizer",
+           "WeightsError", "stylize"]
 
 
 def __getattr__(name: str) -> Any:

@@ -270,8 +270,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def exit_fast(rc: int) -> None:
-    """Exit without the interpreter's teardown: with TensorFlow loaded it took ~0.6 s of a 14 s
-    run (measured at 256px).  Only for console entry points, after every output file is closed."""
+    """Exit without the interpreter's teardown, slow with TensorFlow loaded (benchmarks/RESULTS.md, Engine
+    vs peer: cold-run overheads).  Only for console entry points, after every output file is closed."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(rc)

@@ -10,8 +10,8 @@ Network: reflect-padded convs with instance norm, two stride-2 downsamplings, re
 nearest-neighbour upsampling followed by a conv (no transposed convs: no checkerboard), and
 ``255 * sigmoid(...)`` output made from the features alone (Johnson et al.).  With ``skip`` the
 output layer instead adds its result to the logit of the input and starts at zero (an untrained
-network is the identity); measured, that network learns one colour shift from its training photos
-and misapplies it to contents of another palette (benchmarks/RESULTS.md), so it is off by default.
+network is the identity); off by default, as it carried its training photos' colour shift onto
+contents of another palette (benchmarks/RESULTS.md, Fast mode).
 
 Files are ordinary ``.keras`` zips with two extra entries: ``nst_fast.json`` (format marker and
 version, style name and sha256, options, architecture, training figures and loss trace) and the
@@ -37,11 +37,11 @@ import numpy as np
 
 from nst_core import images, losses
 from nst_core.errors import InputError, NumericalError
-from nst_core.features import VGGFeatures, configure_devices, resolve_precision
-from nst_core.options import TRAIN_CROP, TRAIN_STEPS, TRAIN_STYLE_BOOST, VGG_LAYERS, StyleOptions
-from nst_core.stylizer import Result, versions
+from nst_core.features import VGGFeatures, resolve_precision
+from nst_core.options import TRAIN_CROP, TRAIN_STEPS, TRAIN_STYLE_BOOST, TRAINING_FIELDS, StyleOptions
+from nst_core.stylizer import Result, Stylizer, _back_project, versions
 from nst_core.tfimport import keras, tf
-from nst_core.weights import Weights, load_weights
+from nst_core.weights import Weights
 
 FORMAT = "nst-fast-style"
 FORMAT_VERSION = 1
@@ -51,9 +51,7 @@ MIN_SIDE = 16  # the network sees at least this many pixels per side (edge-padde
 MULTIPLE = 4  # two stride-2 downsamplings: sides are padded to a multiple of 4
 TraceFn = Callable[[dict], None]
 
-# The knobs of StyleOptions that shape the training losses (the rest configure the optimiser).
-LOSS_FIELDS = ("content_weight", "style_weight", "tv_weight", "content_layer", "style_layers",
-               "style_layer_weights", "style_scale", "pooling", "precision", "weights", "seed", "size")
+LOSS_FIELDS = TRAINING_FIELDS
 
 
 # --- network -----------------------------------------------------------------------------------
@@ -130,15 +128,23 @@ class Architecture:
 
 
 def build_network(arch: Architecture | None = None, seed: int = 0) -> keras.Model:
-    """The style transformation network: float32 RGB 0..255 in, RGB 0..255 out, any size."""
+    """The style transformation network: float32 RGB 0..255 in, RGB 0..255 out, any size.
+
+    Its initial weights follow from ``seed`` alone: each conv gets its own seeded initializer, and no
+    global random state (Python, NumPy, TensorFlow, Keras) is read or changed.
+    """
     arch = arch or Architecture()
-    keras.utils.set_random_seed(seed)
     L = keras.layers
     w = arch.width
+    seeds = iter(int(v) for v in np.random.SeedSequence(seed).generate_state(4 * arch.blocks + 8) >> 1)
+
+    def init() -> keras.initializers.Initializer:
+        return keras.initializers.GlorotUniform(seed=next(seeds))
 
     def conv(x, filters, kernel, stride=1, norm=True, relu=True, name=""):
         x = ReflectPad2D(kernel // 2, name=f"{name}_pad")(x)
-        x = L.Conv2D(filters, kernel, strides=stride, padding="valid", use_bias=not norm, name=f"{name}_conv")(x)
+        x = L.Conv2D(filters, kernel, strides=stride, padding="valid", use_bias=not norm, name=f"{name}_conv",
+                     kernel_initializer=init())(x)
         if norm:
             x = InstanceNorm(name=f"{name}_in")(x)
         if relu:
@@ -159,7 +165,7 @@ def build_network(arch: Architecture | None = None, seed: int = 0) -> keras.Mode
         x = conv(x, f, 3, name=f"up{i}")
     x = ReflectPad2D(4, name="out_pad")(x)
     x = L.Conv2D(3, 9, padding="valid", name="out_conv",
-                 kernel_initializer="zeros" if arch.skip else "glorot_uniform")(x)
+                 kernel_initializer="zeros" if arch.skip else init())(x)
     if arch.skip:
         x = L.Add(name="skip_add")([x, InputLogit(name="skip_logit")(inp)])
     x = L.Activation("sigmoid", name="out_sigmoid")(x)
@@ -184,23 +190,21 @@ def apply_network(model: keras.Model, rgb: np.ndarray) -> np.ndarray:
         raise InputError(f"expected an HxWx3 image, got shape {rgb.shape}")
     h, w = rgb.shape[:2]
     padded, (top, left) = _pad_for_network(rgb.astype(np.float32))
-    out = _forward(model, tf.constant(padded[None]))[0].numpy()
+    out = forward(model)(tf.constant(padded[None]))[0].numpy()
     out = out[top: top + h, left: left + w]
     if not np.all(np.isfinite(out)):
         raise NumericalError("the style network produced NaN or Inf")
     return np.clip(out, 0, 255)
 
 
-_FORWARDS: dict[int, Any] = {}
-
-
-def _forward(model: keras.Model, x: tf.Tensor) -> tf.Tensor:
-    fn = _FORWARDS.get(id(model))
-    if fn is None or fn[0] is not model:
+def forward(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
+    """The model's traced inference pass, kept on the model itself so it lives and dies with it."""
+    traced = getattr(model, "nst_forward", None)
+    if traced is None:
         traced = tf.function(lambda t: model(t, training=False), reduce_retracing=True,
                              input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)])
-        fn = _FORWARDS[id(model)] = (model, traced)
-    return fn[1](x)
+        object.__setattr__(model, "nst_forward", traced)  # a plain attribute: Keras does not track it
+    return traced
 
 
 # --- losses --------------------------------------------------------------------------------------
@@ -214,26 +218,9 @@ def batch_gram(features: tf.Tensor) -> tf.Tensor:
     return tf.einsum("bhwc,bhwd->bcd", f, f) / hw
 
 
-def style_grams(feats: VGGFeatures, opts: StyleOptions, style: np.ndarray, hw: tuple[int, int]) -> tuple:
-    """Gram targets of the style for an output of ``hw`` pixels (the Stylizer's convention:
-    the style is resized to the output's pixel count times ``style_scale``)."""
-    pixels = hw[0] * hw[1] * opts.style_scale
-    sh, sw = style.shape[:2]
-    k = (pixels / (sh * sw)) ** 0.5
-    resized = images.resize(style, (max(1, round(sh * k)), max(1, round(sw * k))))
-    acts = feats(tf.constant(resized[None]), opts.style_layers)
-    return tuple(losses.gram(acts[name]) for name in opts.style_layers)
-
-
-def _layer_weights(opts: StyleOptions) -> np.ndarray:
-    lw = np.array(opts.style_layer_weights or [1.0] * len(opts.style_layers), np.float32)
-    return lw / lw.sum()
-
-
 def _loss_terms(feats: VGGFeatures, opts: StyleOptions, y, content_acts, style_targets, lw):
     """(content, style, tv) of a batch ``y`` of outputs; content/style are per-image means."""
-    layers = tuple(sorted(set(opts.style_layers) | {opts.content_layer}, key=VGG_LAYERS.index))
-    acts = feats(y, layers)
+    acts = feats(y, losses.feature_layers(opts))
     batch = y.shape[0]
     c = tf.add_n([losses.content_loss(acts[opts.content_layer][i: i + 1], content_acts[i: i + 1])
                   for i in range(batch)]) / batch
@@ -255,7 +242,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     log_every: int = 1
     # Training multiplies the style weight by this: a network trades content for style differently from
-    # an optimised image of the same weights (measured default: nst_core.options.TRAIN_STYLE_BOOST).
+    # an optimised image of the same weights (the default: nst_core.options.TRAIN_STYLE_BOOST).
     style_boost: float = TRAIN_STYLE_BOOST
 
     def __post_init__(self):
@@ -315,7 +302,8 @@ def _style_source(style: images.ImageLike, name: str) -> tuple[bytes, str]:
 def train_style_network(style: images.ImageLike, contents: str | Sequence[images.ImageLike],
                         options: StyleOptions | None = None, config: TrainConfig | None = None, *,
                         arch: Architecture | None = None, style_name: str | None = None,
-                        weights: Weights | None = None, progress: TraceFn | None = None,
+                        weights: Weights | None = None, stylizer: Stylizer | None = None,
+                        progress: TraceFn | None = None,
                         content_names: Sequence[str] | None = None,
                         snapshot: Callable[[int, keras.Model], None] | None = None,
                         snapshot_steps: Sequence[int] = ()) -> tuple[keras.Model, dict[str, Any]]:
@@ -348,18 +336,17 @@ def train_style_network(style: images.ImageLike, contents: str | Sequence[images
     arrs = [images.load_image(s, n) for s, n in zip(sources, names)]
     pool = [_training_image(a, opts.size, cfg.crop) for a in arrs]
 
-    configure_devices()
+    stylizer = stylizer if stylizer is not None else Stylizer(opts, weights)
     precision = resolve_precision(opts.precision)
-    weights = weights if weights is not None else load_weights(opts.weights)
-    feats = VGGFeatures(weights, precision, opts.pooling)
+    feats = stylizer.features(opts.pooling, precision)
     # Gram targets at the training scale: the style at the (median) pixel count of the scaled contents.
     px = float(np.median([np.prod(images.fit_size(a.shape[:2], opts.size)) for a in arrs]))
     side = max(1, round(px ** 0.5))
-    targets = style_grams(feats, opts, style_arr, (side, side))
+    targets = stylizer.style_targets(opts, precision, style_arr, (side, side))
     del arrs
-    lw = tf.constant(_layer_weights(opts))
+    lw = tf.constant(losses.layer_weights(opts))
     wts = tf.constant([opts.content_weight, opts.style_weight * cfg.style_boost, opts.tv_weight], tf.float32)
-    loss_scale = 1024.0 if precision == "float16" else 1.0
+    loss_scale = losses.loss_scale(precision)
 
     model = build_network(arch, opts.seed)
     optimizer = keras.optimizers.Adam(cfg.learning_rate)
@@ -566,20 +553,10 @@ def applied_options(options: StyleOptions) -> dict[str, Any]:
     return {k: values[k] for k in LOSS_FIELDS}
 
 
-_FEATURES: dict[tuple[str, str, str], VGGFeatures] = {}
-
-
-def _features(opts: StyleOptions, precision: str) -> VGGFeatures:
-    key = (opts.weights, precision, opts.pooling)
-    if key not in _FEATURES:
-        _FEATURES[key] = VGGFeatures(load_weights(opts.weights), precision, opts.pooling)
-    return _FEATURES[key]
-
-
 def stylize_with_network(network: StyleNetwork | str | os.PathLike, content: images.ImageLike,
                          size: int | None = None, *, compute_losses: bool = True,
                          content_name: str | None = None, precision: str | None = None,
-                         weights: str | None = None) -> FastResult:
+                         weights: str | None = None, stylizer: Stylizer | None = None) -> FastResult:
     """Stylise one image with a trained network: a Result like :meth:`Stylizer.stylize` returns.
 
     ``size`` is the output's longest side (default: the size the network was trained for); above the
@@ -587,6 +564,8 @@ def stylize_with_network(network: StyleNetwork | str | os.PathLike, content: ima
     ``precision`` and ``weights`` override the network's for the loss evaluation.  The
     losses are the engine's (same features, same loss terms and weights as the Gatys run would
     report) unless ``compute_losses`` is False (then they are NaN and only the network runs).
+    ``stylizer`` lends its VGG19 features and Gram cache to the losses (one VGG19 per process; its
+    weights score them); without one, a Stylizer for these options is built when losses are computed.
     """
     if not isinstance(network, StyleNetwork):
         network = load_style_network(network)
@@ -611,7 +590,7 @@ def stylize_with_network(network: StyleNetwork | str | os.PathLike, content: ima
     used = resolve_precision(opts.precision)
     parts = {k: float("nan") for k in ("content", "style", "tv", "total")}
     if compute_losses:  # above look_size on the look-size image, like optimize mode's final losses
-        parts = fast_losses(look, c_work, network.style_image(), opts, used)
+        parts = fast_losses(look, c_work, network.style_image(), opts, used, stylizer)
     info = {"path": network.path, "style": network.meta["style"], "architecture": network.meta["architecture"],
             "training": {k: v for k, v in network.meta["training"].items() if k not in ("trace", "contents")},
             "network_seconds": round(net_s, 4)}
@@ -620,28 +599,24 @@ def stylize_with_network(network: StyleNetwork | str | os.PathLike, content: ima
                       styles=[network.meta["style"].get("path") or network.style_name], network=info)
 
 
-BACK_PROJECTIONS = 2  # as the optimizer's detail scales: the result, resized to the look's size, is the look
-
-
 def restore_detail(look: np.ndarray, content: np.ndarray) -> np.ndarray:
     """``look`` at ``content``'s (larger) size: upsampled, plus the content's detail the look's grid could
     not hold, then back-projected so that resized to the look's size it is the look again."""
     hw, small = content.shape[:2], look.shape[:2]
     band = content - images.resize_field(images.resize_field(content, small), hw)
-    x = np.clip(images.resize_field(look, hw) + band, 0, 255)
-    for _ in range(BACK_PROJECTIONS):
-        x = np.clip(x + images.resize_field(look - images.resize_field(x, small), hw), 0, 255)
-    return x.astype(np.float32)
+    return _back_project(np.clip(images.resize_field(look, hw) + band, 0, 255), look)
 
 
 def fast_losses(out: np.ndarray, content: np.ndarray, style: np.ndarray, opts: StyleOptions,
-                precision: str) -> dict[str, float]:
-    """The engine's loss terms (weighted total too) of ``out`` for ``content`` and ``style``."""
-    feats = _features(opts, precision)
-    targets = style_grams(feats, opts, style, out.shape[:2])
+                precision: str, stylizer: Stylizer | None = None) -> dict[str, float]:
+    """The engine's loss terms (weighted total too) of ``out`` for ``content`` and ``style``, on the
+    ``stylizer``'s VGG19 (by default a new Stylizer for ``opts``)."""
+    stylizer = stylizer if stylizer is not None else Stylizer(opts.replace(precision=precision))
+    feats = stylizer.features(opts.pooling, precision)
+    targets = stylizer.style_targets(opts, precision, style, out.shape[:2])
     c_acts = feats(tf.constant(content[None]), (opts.content_layer,))[opts.content_layer]
     c, s, tv = _loss_terms(feats, opts, tf.constant(out[None], tf.float32), c_acts, targets,
-                           tf.constant(_layer_weights(opts)))
+                           tf.constant(losses.layer_weights(opts)))
     parts = {"content": float(c), "style": float(s), "tv": float(tv)}
     parts["total"] = opts.content_weight * parts["content"] + opts.style_weight * parts["style"] + \
         opts.tv_weight * parts["tv"]
@@ -657,14 +632,6 @@ def training_options(options: StyleOptions) -> StyleOptions:
 def style_sha256(data: bytes) -> str:
     """What a network's metadata records of its style (``meta["style"]["sha256"]``) for these style bytes."""
     return hashlib.sha256(data).hexdigest()
-
-
-def train_options(**changes: Any) -> StyleOptions:
-    """StyleOptions for training, refusing fields that do not affect it."""
-    bad = sorted(set(changes) - set(LOSS_FIELDS))
-    if bad:
-        raise InputError(f"option(s) {', '.join(bad)} do not apply to training a style network")
-    return StyleOptions.from_dict(changes)
 
 
 __all__ = ["Architecture", "FastResult", "StyleNetwork", "TrainConfig", "applied_options", "apply_network",

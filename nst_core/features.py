@@ -7,8 +7,8 @@ without rebuilding anything.
 
 from __future__ import annotations
 
-import functools
 import os
+import threading
 
 import numpy as np
 
@@ -23,16 +23,26 @@ BGR_MEANS = np.array([103.939, 116.779, 123.68], np.float32)
 DTYPES = {"float32": tf.float32, "bfloat16": tf.bfloat16, "float16": tf.float16}
 
 
-@functools.lru_cache(maxsize=1)
+# TensorFlow's devices are per process and memory growth can only be set before their first use, so the
+# record that it was done is per process too: one module flag, set once under its lock.
+_DEVICES: tuple[str, ...] | None = None
+_DEVICES_LOCK = threading.Lock()
+
+
 def configure_devices() -> tuple[str, ...]:
-    """Turn on GPU memory growth (so several workers can share a GPU) and list the GPUs."""
-    gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:
-        try:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:  # already initialised: growth must be set before first use
-            pass
-    return tuple(g.name for g in gpus)
+    """Turn on GPU memory growth (so several workers can share a GPU) and list the GPUs; once per process,
+    later calls return the same list."""
+    global _DEVICES
+    with _DEVICES_LOCK:
+        if _DEVICES is None:
+            gpus = tf.config.list_physical_devices("GPU")
+            for gpu in gpus:
+                try:
+                    tf.config.experimental.set_memory_growth(gpu, True)
+                except RuntimeError:  # already initialised: growth must be set before first use
+                    pass
+            _DEVICES = tuple(g.name for g in gpus)
+        return _DEVICES
 
 
 def cpu_flags() -> set[str]:
@@ -94,10 +104,9 @@ class VGGFeatures:
 def conv_relu(x: tf.Tensor, kernel: tf.Tensor, kernel_t: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
     """relu(conv3x3(x) + b), whose input gradient is a forward conv with ``kernel_t``.
 
-    TensorFlow's own input gradient (Conv2DBackpropInput) ran at 51-134 GFLOP/s on a 2-core
-    AVX2 CPU where the forward conv ran at 136-171 (64->64 channels at 512 px: 378 vs 139 ms;
-    ``benchmarks/vgg_ops.py``); the kernels are constants, so their gradient is never needed.
-    The 3-channel first layer is the exception: there TensorFlow's is faster (18 vs 46 ms).
+    TensorFlow's own input gradient (Conv2DBackpropInput) is slower than a forward conv on CPU, and
+    the kernels are constants, so their gradient is never needed; the 3-channel first layer keeps
+    TensorFlow's, faster there (benchmarks/RESULTS.md, Engine vs peer: hand-written input gradients).
     """
 
     @tf.custom_gradient
@@ -106,7 +115,7 @@ def conv_relu(x: tf.Tensor, kernel: tf.Tensor, kernel_t: tf.Tensor, bias: tf.Ten
 
         def grad(dy):
             dz = tf.where(y > 0, dy, tf.zeros_like(dy))
-            if kernel.shape[2] <= 4 and kernel.dtype == tf.float32:  # the first layer (measured in float32)
+            if kernel.shape[2] <= 4 and kernel.dtype == tf.float32:  # the first layer (faster in float32)
                 return tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=kernel, out_backprop=dz,
                                                       strides=[1, 1, 1, 1], padding="SAME")
             return tf.nn.conv2d(dz, kernel_t, 1, "SAME")

@@ -8,6 +8,9 @@ shifts with resolution; these do not.
 
 from __future__ import annotations
 
+import numpy as np
+
+from nst_core.options import VGG_LAYERS, StyleOptions
 from nst_core.tfimport import tf
 
 EPS = 1e-8
@@ -39,3 +42,28 @@ def tv_loss(image: tf.Tensor) -> tf.Tensor:
     dy = x[:, 1:, :, :] - x[:, :-1, :, :]
     dx = x[:, :, 1:, :] - x[:, :, :-1, :]
     return tf.reduce_mean(tf.square(dy)) + tf.reduce_mean(tf.square(dx))
+
+
+def loss_scale(precision: str) -> float:
+    """The factor a float16 loss is multiplied by before its gradient (and the gradient divided by after),
+    so small per-pixel gradients do not underflow float16; 1 in the other precisions."""
+    return 1024.0 if precision == "float16" else 1.0
+
+
+def layer_weights(opts: StyleOptions) -> np.ndarray:
+    """The style layers' weights, normalised to sum to 1 (equal when none are given)."""
+    lw = np.array(opts.style_layer_weights or [1.0] * len(opts.style_layers), np.float32)
+    return lw / lw.sum()
+
+
+def feature_layers(opts: StyleOptions) -> tuple[str, ...]:
+    """The VGG19 layers the losses read: the style layers and the content layer, in network order."""
+    return tuple(sorted(set(opts.style_layers) | {opts.content_layer}, key=VGG_LAYERS.index))
+
+
+def style_hw(style_hw: tuple[int, int], out_hw: tuple[int, int], style_scale: float = 1.0) -> tuple[int, int]:
+    """The size a style image is resized to for an output of ``out_hw``: its aspect kept, its pixel count
+    the output's times ``style_scale`` (so the Grams' texture scale follows the output's)."""
+    sh, sw = style_hw
+    k = (out_hw[0] * out_hw[1] * style_scale / (sh * sw)) ** 0.5
+    return max(1, round(sh * k)), max(1, round(sw * k))

@@ -28,8 +28,7 @@ def distances(output: images.ImageLike, content: images.ImageLike, style: images
     hw = out.shape[:2]
     c = images.resize(images.load_image(content), hw)
     s_arr = images.load_image(style)
-    k = (hw[0] * hw[1] / (s_arr.shape[0] * s_arr.shape[1])) ** 0.5
-    s = images.resize(s_arr, (max(1, round(s_arr.shape[0] * k)), max(1, round(s_arr.shape[1] * k))))
+    s = images.resize(s_arr, losses.style_hw(s_arr.shape[:2], hw))
     layers = (*DEFAULT_STYLE_LAYERS, CONTENT_LAYER)
     fo = features(tf.constant(out[None]), layers)
     fc = features(tf.constant(c[None]), (CONTENT_LAYER,))

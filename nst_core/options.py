@@ -41,12 +41,12 @@ def _spec(default: Any, help: str, *, choices: tuple | None = None, lo: float | 
     return field(default=default, metadata=meta)
 
 
-# Fast-mode training defaults (nst_core.fast.TrainConfig, nst-train-style, the pipeline's --fast_* flags).
-# Measured on a 2-core AVX2 CPU (benchmarks/RESULTS.md): 450 steps of 4 x 128 px crops (~16-20 min) gave
-# the best held-out distances of 300 / 450 / 650 steps; a learning rate of 2e-3 learned slower than 1e-3.
-# The style boost: the (plain-output) network at the engine's style weight went past the style target
-# but lost more content than optimize mode; of 0.25 / 0.35 / 0.5, 0.35 met both on both held-out photos.
+# Fast-mode training defaults (nst_core.fast.TrainConfig, nst-train-style, the pipeline's --fast_* flags):
+# the best held-out distances of the settings tried (benchmarks/RESULTS.md, Fast mode).
 TRAIN_STEPS = 450
+# The knobs that shape a style network's training losses (the rest configure the optimiser of a Gatys run).
+TRAINING_FIELDS = ("content_weight", "style_weight", "tv_weight", "content_layer", "style_layers",
+                   "style_layer_weights", "style_scale", "pooling", "precision", "weights", "seed", "size")
 TRAIN_CROP = 128
 TRAIN_STYLE_BOOST = 0.35
 
@@ -77,8 +77,8 @@ class StyleOptions:
                                "rejected before work starts; 0: auto, 40 percent of the available RAM (of the "
                                "GPU's memory on a GPU)", lo=0, hi=10**7, scope="engine")
     refine: str = _spec("shallow", "final scale of a multi-scale run: shallow optimises only the style "
-                        "layers up to block3_conv1 with the content loss on block3_conv1 (steps 2.4x "
-                        "cheaper: the coarse scales already laid out the large-scale style, the final "
+                        "layers up to block3_conv1 with the content loss on block3_conv1 (cheaper "
+                        "steps: the coarse scales already laid out the large-scale style, the final "
                         "scale sharpens texture); full uses every configured layer",
                         choices=("shallow", "full"))
     upsample_detail: float = _spec(1.0, "when a finer scale starts, add this much of the content's detail "
@@ -196,8 +196,8 @@ class StyleOptions:
 
         Tied to the scale's side rather than to its rank, so a 256px output's 64px scale gets
         twice the steps of a 512px output's 128px scale: they cost a quarter as much, and they are
-        where the largest style features (block5's Gram) are laid out.  Measured at 256px: the
-        astronaut's style distance 0.267 with 30 steps at 64px, 0.242 with 60.  Scales above
+        where the largest style features (block5's Gram) are laid out (benchmarks/RESULTS.md, Engine
+        vs peer: steps by scale side).  Scales above
         ``look_size`` get ``detail_steps`` each, so the look is that of the ``look_size`` output and
         the cost grows about linearly with the output's pixels (each scale costs 4x the one before).
         """

@@ -14,7 +14,6 @@ import json
 import platform
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,16 +21,18 @@ from typing import Any
 
 import numpy as np
 
-from nst_core import color, images, losses, optimize, tiling
+from nst_core import __version__, color, images, losses, optimize, tiling
+from nst_core.cache import LoadOnce
 from nst_core.errors import InputError, NumericalError
 from nst_core.features import VGGFeatures, configure_devices, resolve_precision
 from nst_core.options import VGG_LAYERS, StyleOptions
 from nst_core.tfimport import tf
 from nst_core.weights import Weights, load_weights
 
-__version__ = "0.1.0"
-STYLE_CACHE_ENTRIES = 256
-BACK_PROJECTIONS = 2  # rounds of back-projection onto the look after each detail scale (1: +2 %, 2: +0.6 % style)
+# Style Gram targets kept per Stylizer: ~2.4 MB per style and size with the default layers, so ~50 of them;
+# small beside a GPU's memory even with several worker processes on it under MPS.
+GRAM_CACHE_BYTES = 128 * 1024 * 1024
+BACK_PROJECTIONS = 2  # rounds onto the look after each detail scale (benchmarks/RESULTS.md, High resolution)
 ProgressFn = Callable[[dict, np.ndarray], None]
 
 
@@ -96,26 +97,37 @@ def _digest(arr: np.ndarray) -> str:
     return hashlib.sha1(np.ascontiguousarray(arr).tobytes()).hexdigest()
 
 
-class Stylizer:
-    """Serves many pairs with one model.  Not thread-safe: use one per worker thread/process."""
+def _grams_nbytes(grams: tuple[tf.Tensor, ...]) -> int:
+    return sum(g.shape.num_elements() * g.dtype.size for g in grams)
 
-    def __init__(self, options: StyleOptions | None = None, weights: Weights | None = None):
+
+class Stylizer:
+    """Serves many pairs with one model (VGG19 features, traced losses, the style Gram targets, bounded in
+    bytes by ``gram_cache_bytes``).  ``features()`` and ``style_targets()`` may be called from any thread
+    (fast mode scores with them); ``stylize()`` is not thread-safe: serialize it."""
+
+    def __init__(self, options: StyleOptions | None = None, weights: Weights | None = None, *,
+                 gram_cache_bytes: int = GRAM_CACHE_BYTES):
         self.options = options or StyleOptions()
         configure_devices()
         self.precision = resolve_precision(self.options.precision)
         self._weights = weights if weights is not None else load_weights(self.options.weights)
-        self._features: dict[tuple[str, str], VGGFeatures] = {}
+        self._features: LoadOnce[VGGFeatures] = LoadOnce()
         self._loss_fns: dict[tuple, Any] = {}
-        self._style_cache: OrderedDict[tuple, tuple[tf.Tensor, ...]] = OrderedDict()
-        self.style_cache_hits = 0
-        self.style_cache_misses = 0
+        self.style_cache: LoadOnce[tuple[tf.Tensor, ...]] = LoadOnce(max_bytes=gram_cache_bytes, size=_grams_nbytes)
+
+    @property
+    def style_cache_hits(self) -> int:
+        return self.style_cache.hits
+
+    @property
+    def style_cache_misses(self) -> int:
+        return self.style_cache.loads
 
     # --- model pieces ------------------------------------------------------------------------
     def features(self, pooling: str, precision: str | None = None) -> VGGFeatures:
         key = (pooling, precision or self.precision)
-        if key not in self._features:
-            self._features[key] = VGGFeatures(self._weights, key[1], pooling)
-        return self._features[key]
+        return self._features.get(key, lambda: VGGFeatures(self._weights, key[1], pooling))
 
     def _loss_fn(self, opts: StyleOptions, precision: str, grad: bool = True):
         """A traced ``f(x, content_target, style_targets, layer_weights, weights)``.
@@ -128,8 +140,8 @@ class Stylizer:
             return self._loss_fns[key]
         feats = self.features(opts.pooling, precision)
         content_layer, style_layers = opts.content_layer, opts.style_layers
-        layers = tuple(sorted(set(style_layers) | {content_layer}, key=VGG_LAYERS.index))
-        loss_scale = 1024.0 if precision == "float16" else 1.0
+        layers = losses.feature_layers(opts)
+        loss_scale = losses.loss_scale(precision)
         signature = [
             tf.TensorSpec([1, None, None, 3], tf.float32),
             tf.TensorSpec([1, None, None, None], feats.dtype),
@@ -154,8 +166,8 @@ class Stylizer:
                 scaled = total * loss_scale
             return total, c, s, tv, tape.gradient(scaled, x) / loss_scale
 
-        # The once-per-pair final evaluation runs eagerly: tracing it cost 0.6 s of every cold run,
-        # eager costs ~0.03 s more per call (measured at 171x256).
+        # The once-per-pair final evaluation runs eagerly: its trace cost more than eager calls save
+        # (benchmarks/RESULTS.md, Engine vs peer, Previous defaults).
         fn = loss_and_grad if grad else parts
         self._loss_fns[key] = fn
         return fn
@@ -163,9 +175,9 @@ class Stylizer:
     def _trace_ahead(self, option_sets: list[StyleOptions], precision: str) -> None:
         """Trace the loss functions this pair will need in a background thread.
 
-        Tracing is Python work (~0.5 s per function on a 2-core CPU) and a step is TensorFlow
-        work that releases the GIL, so the shallow final scale's function gets traced while the
-        coarse scales run, and the first one while the first targets are computed.
+        Tracing is Python work and a step is TensorFlow work that releases the GIL, so the shallow
+        final scale's function gets traced while the coarse scales run, and the first one while the
+        first targets are computed (benchmarks/RESULTS.md, Engine vs peer: cold-run overheads).
         """
         fns = [self._loss_fn(o, precision) for o in option_sets]
 
@@ -187,18 +199,13 @@ class Stylizer:
 
     def style_targets(self, opts: StyleOptions, precision: str, style: np.ndarray,
                       hw: tuple[int, int]) -> tuple[tf.Tensor, ...]:
-        """Gram targets of one style image for an output of size ``hw``; cached (LRU)."""
-        pixels = hw[0] * hw[1] * opts.style_scale
-        sh, sw = style.shape[:2]
-        k = (pixels / (sh * sw)) ** 0.5
-        target_hw = (max(1, round(sh * k)), max(1, round(sw * k)))
+        """Gram targets of one style image for an output of size ``hw``; cached (LRU bounded in bytes)."""
+        target_hw = losses.style_hw(style.shape[:2], hw, opts.style_scale)
         key = (_digest(style), target_hw, opts.style_layers, opts.pooling, precision)
-        cached = self._style_cache.get(key)
-        if cached is not None:
-            self._style_cache.move_to_end(key)
-            self.style_cache_hits += 1
-            return cached
-        self.style_cache_misses += 1
+        return self.style_cache.get(key, lambda: self._style_grams(opts, precision, style, target_hw))
+
+    def _style_grams(self, opts: StyleOptions, precision: str, style: np.ndarray,
+                     target_hw: tuple[int, int]) -> tuple[tf.Tensor, ...]:
         resized = images.resize(style, target_hw)
         feats = self.features(opts.pooling, precision)
         deepest = max(opts.style_layers, key=VGG_LAYERS.index)
@@ -208,9 +215,6 @@ class Stylizer:
             grams = tuple(losses.gram(acts[name]) for name in opts.style_layers)
         else:  # a style image at a 4096 px output's pixel count: its Grams summed over tiles
             grams = tuple(self._tiled(opts, precision, with_content=False).grams(resized, tiles)[0])
-        self._style_cache[key] = grams
-        while len(self._style_cache) > STYLE_CACHE_ENTRIES:
-            self._style_cache.popitem(last=False)
         return grams
 
     # --- one pair ------------------------------------------------------------------------------
@@ -358,7 +362,7 @@ class Stylizer:
         key = ("tiled", o.style_layers, content_layer, o.pooling, precision)
         if key not in self._loss_fns:
             self._loss_fns[key] = tiling.TiledVGG(self.features(o.pooling, precision), o.style_layers,
-                                                  content_layer, 1024.0 if precision == "float16" else 1.0)
+                                                  content_layer, losses.loss_scale(precision))
         return self._loss_fns[key]
 
     def _objective(self, o: StyleOptions, precision: str, c_img: np.ndarray, styles: list[np.ndarray],
@@ -387,8 +391,8 @@ class Stylizer:
 
     @staticmethod
     def _loss_weights(opts: StyleOptions) -> tuple[np.ndarray, np.ndarray]:
-        lw = np.array(opts.style_layer_weights or [1.0] * len(opts.style_layers), np.float32)
-        return lw / lw.sum(), np.array([opts.content_weight, opts.style_weight, opts.tv_weight], np.float32)
+        weights = np.array([opts.content_weight, opts.style_weight, opts.tv_weight], np.float32)
+        return losses.layer_weights(opts), weights
 
     def _blended_targets(self, opts: StyleOptions, precision: str, styles: list[np.ndarray], blend_w: np.ndarray,
                          hw: tuple[int, int]) -> tuple[tf.Tensor, ...]:
@@ -420,10 +424,9 @@ class Stylizer:
 def _upsample(x: np.ndarray, content: np.ndarray, detail: float) -> np.ndarray:
     """``x`` resized to ``content``'s size, plus ``detail`` times the content's finer band.
 
-    An upsampled image is blurred: at 512px the astronaut's content distance was 0.791 right
-    after the 256px scale was upsampled, and 15 shallow steps got it only to 0.648.  The band the
-    coarser scale could not represent (content minus its down-and-up-sampled copy) is the best
-    guess for it; with it the start is 0.586 and the result 0.562, with style 0.231.
+    An upsampled image is blurred, and the band the coarser scale could not represent (content minus
+    its down-and-up-sampled copy) is the best guess for what is missing (benchmarks/RESULTS.md, Engine
+    vs peer: detail-restoring upsampling).
     """
     hw = content.shape[:2]
     up = images.resize(x, hw)
@@ -436,10 +439,8 @@ def _upsample(x: np.ndarray, content: np.ndarray, detail: float) -> np.ndarray:
 def _back_project(x: np.ndarray, look: np.ndarray) -> np.ndarray:
     """``x`` corrected so that, resized to the look's size, it is the look (iterative back-projection).
 
-    A detail scale adds what the look_size grid cannot hold; what it can hold stays as set there.
-    Without this, resampling alone moved the look: the 512 px result upsampled to 1024 and
-    resized back scored style 0.274 against 0.241, and a 2048 px output 0.280; after
-    BACK_PROJECTIONS rounds, 0.242 (benchmarks/RESULTS.md).
+    A detail scale adds what the look_size grid cannot hold; what it can hold stays as set there, as
+    resampling alone would move it (benchmarks/RESULTS.md, High resolution: how the look stays).
     """
     for _ in range(BACK_PROJECTIONS):
         x = np.clip(x + images.resize_field(look - images.resize_field(x, look.shape[:2]), x.shape[:2]), 0, 255)
@@ -451,9 +452,9 @@ def _carry_curvature(curvature: optimize.Curvature, old_hw: tuple[int, int],
     """The previous scale's L-BFGS memory, resized to the next scale (same objective, finer grid).
 
     Steps resize as images; gradients also shrink by the area ratio, because the losses are
-    per-pixel means, so each pixel of a 2x finer grid carries a quarter of the gradient.
-    Measured at 256 px: the first steps of the 128 px scale then descend at once instead of
-    rising for two steps.  (Not carried into a shallow final scale: its objective differs.)
+    per-pixel means, so each pixel of a 2x finer grid carries a quarter of the gradient; the first
+    steps of a scale then descend at once (benchmarks/RESULTS.md, Engine vs peer, Previous defaults).
+    Not carried into a shallow final scale: its objective differs.
     """
     area = (old_hw[0] * old_hw[1]) / (new_hw[0] * new_hw[1])
     return [(images.resize_field(s, new_hw), images.resize_field(y, new_hw) * area) for s, y in curvature]

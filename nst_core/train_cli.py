@@ -15,9 +15,8 @@ from nst_core import images, options, outfiles, progress, weights
 from nst_core.errors import InputError, NSTError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-# StyleOptions that shape the training losses, exposed as flags (the rest configure a Gatys run).
-LOSS_FLAGS = ("content_weight", "style_weight", "tv_weight", "content_layer", "style_layers",
-              "style_layer_weights", "style_scale", "pooling", "precision", "weights")
+# The training options given as engine flags (--size and --seed are this tool's own flags).
+LOSS_FLAGS = tuple(f for f in options.TRAINING_FIELDS if f not in ("size", "seed"))
 
 
 def build_parser() -> argparse.ArgumentParser:

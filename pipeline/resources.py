@@ -4,8 +4,9 @@ Shaped like Beam's ``ModelHandler`` (load once, then serve) and acquired through
 handle per run, so every stylizing step in a process (optimize, style networks, fast passes) and
 every thread there use one object:
 
-- the Stylizer (VGG19 and its style-target cache), built on the first pair that needs it, so a
-  worker that only skips pairs loads nothing;
+- the Stylizer: the one VGG19 of the process, which optimizes pairs, scores fast passes and trains
+  style networks, and its Gram-target cache bounded in bytes; built on the first pair that needs it,
+  so a worker that only skips pairs loads nothing;
 - the style images' bytes, an LRU bounded in bytes and keyed by the file's stamp, so a painting
   replaced at the same path is read again;
 - the style networks, an LRU of loaded models;
@@ -22,18 +23,16 @@ import os
 import socket
 import tempfile
 import threading
-from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from concurrent.futures import Future
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from apache_beam.utils.shared import Shared
 
 from nst_core import StyleOptions
+from nst_core.cache import LoadOnce
 from pipeline import storage
 
-V = TypeVar("V")
 LOG = logging.getLogger("pipeline")
 
 
@@ -43,65 +42,7 @@ class Limits:
 
     style_bytes: int = 64 * 1024 * 1024  # encoded style images (a catalog reuses few styles)
     networks: int = 4  # loaded style networks (~7 MB of weights each, plus their traced graph)
-
-
-class LoadOnce(Generic[V]):
-    """key -> value, each loaded once by the first caller; others asking for the same key wait for that load,
-    others asking for other keys do not.  Bounded by ``max_entries`` and/or ``max_bytes`` (with ``size``),
-    dropping the least recently used; a failed load is not kept, so the next caller tries again."""
-
-    def __init__(self, max_entries: int | None = None, max_bytes: int | None = None,
-                 size: Callable[[V], int] = lambda v: 0):
-        self.max_entries, self.max_bytes, self.size = max_entries, max_bytes, size
-        self._lock = threading.Lock()
-        self._items: OrderedDict[Hashable, Future] = OrderedDict()
-        self._sizes: dict[Hashable, int] = {}
-        self.loads = 0
-
-    @property
-    def nbytes(self) -> int:
-        with self._lock:
-            return sum(self._sizes.values())
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._items)
-
-    def get(self, key: Hashable, load: Callable[[], V]) -> V:
-        with self._lock:
-            future = self._items.get(key)
-            owner = future is None
-            if owner:
-                future = self._items[key] = Future()
-            else:
-                self._items.move_to_end(key)
-        if not owner:
-            return future.result()
-        try:
-            value = load()
-        except BaseException as e:
-            with self._lock:
-                self._items.pop(key, None)
-            future.set_exception(e)
-            raise
-        future.set_result(value)
-        with self._lock:
-            self.loads += 1
-            if key in self._items:
-                self._sizes[key] = self.size(value)
-            self._evict(keep=key)
-        return value
-
-    def _evict(self, keep: Hashable) -> None:
-        def over() -> bool:
-            return ((self.max_entries is not None and len(self._items) > self.max_entries)
-                    or (self.max_bytes is not None and sum(self._sizes.values()) > self.max_bytes))
-        for key in list(self._items):
-            if not over():
-                break
-            if key != keep and self._items[key].done():
-                del self._items[key]
-                self._sizes.pop(key, None)
+    grams: int | None = None  # style Gram targets in bytes; None: nst_core.stylizer.GRAM_CACHE_BYTES (128 MiB)
 
 
 class WorkerSetupError(RuntimeError):
@@ -172,7 +113,8 @@ class WorkerResources:
             from nst_core import Stylizer  # TensorFlow: imported by the workers that stylize, not by the launcher
 
             self.check_devices()
-            served = Served(Stylizer(self.engine_options))
+            bound = {} if self.limits.grams is None else {"gram_cache_bytes": self.limits.grams}
+            served = Served(Stylizer(self.engine_options, **bound))
             on_load()
             return served
         return self._stylizer.get("stylizer", build)

@@ -72,6 +72,27 @@ def test_one_object_per_process_through_one_shared_handle():
     assert acquire(shared, opts.replace(precision="float32")) is not got[0]  # other engine options: another
 
 
+def test_two_harness_threads_share_one_stylizer_loaded_once():
+    shared, opts = Shared(), StyleOptions(precision="float32")
+    loaded: list[int] = []
+    got: list[resources.Served] = []
+    start = threading.Barrier(2)
+
+    def work() -> None:
+        start.wait()
+        got.append(acquire(shared, opts).stylizer(on_load=lambda: loaded.append(1)))
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(got) == 2 and got[0] is got[1] and loaded == [1]
+    assert got[0].model.style_cache.max_bytes == 128 * 1024 * 1024  # the Gram bound suits a GPU under MPS
+    small = WorkerResources(opts, Limits(grams=4 * 1024 * 1024)).stylizer().model
+    assert small.style_cache.max_bytes == 4 * 1024 * 1024
+
+
 @pytest.mark.slow
 def test_a_worker_that_only_skips_loads_nothing(tmp_path, image_dir, monkeypatch):
     root = copy_images(image_dir, tmp_path / "cat")
