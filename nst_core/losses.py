@@ -37,11 +37,16 @@ def style_layer_loss(g: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
 
 
 def tv_loss(image: tf.Tensor) -> tf.Tensor:
-    """Mean squared difference of neighbouring pixels, in units of the full 0..255 range."""
+    """Mean squared difference of neighbouring pixels, in units of the full 0..255 range; a side of one
+    pixel has no neighbours along it, so that term is 0 (the mean of nothing would be NaN)."""
     x = tf.cast(image, tf.float32) / 255.0
     dy = x[:, 1:, :, :] - x[:, :-1, :, :]
     dx = x[:, :, 1:, :] - x[:, :, :-1, :]
-    return tf.reduce_mean(tf.square(dy)) + tf.reduce_mean(tf.square(dx))
+    return _mean_or_zero(tf.square(dy)) + _mean_or_zero(tf.square(dx))
+
+
+def _mean_or_zero(t: tf.Tensor) -> tf.Tensor:
+    return tf.where(tf.size(t) > 0, tf.reduce_mean(t), 0.0)
 
 
 def loss_scale(precision: str) -> float:

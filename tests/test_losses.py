@@ -1,6 +1,7 @@
 """Gram matrix and losses against plain numpy."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from nst_core import losses
@@ -48,3 +49,13 @@ def test_tv_loss_matches_numpy():
     want = ((y[:, 1:] - y[:, :-1]) ** 2).mean() + ((y[:, :, 1:] - y[:, :, :-1]) ** 2).mean()
     np.testing.assert_allclose(float(losses.tv_loss(tf.constant(x))), want, rtol=1e-5)
     assert float(losses.tv_loss(tf.constant(np.full((1, 4, 4, 3), 7.0, np.float32)))) == 0.0
+
+
+def test_tv_loss_of_a_one_pixel_high_image_is_finite_and_horizontal_only():
+    row = tf.constant(np.array([[[[0.0] * 3, [255.0] * 3, [0.0] * 3]]], np.float32))  # 1x3: no vertical pairs
+    with tf.GradientTape() as tape:
+        tape.watch(row)
+        tv = losses.tv_loss(row)
+    assert float(tv) == pytest.approx(1.0)  # both horizontal pairs differ by the full range
+    assert np.isfinite(tape.gradient(tv, row).numpy()).all()
+    assert float(losses.tv_loss(tf.zeros([1, 1, 1, 3]))) == 0.0

@@ -141,3 +141,14 @@ def test_shallow_refine_reports_losses_on_the_configured_layers(stylizer):
     assert abs(float(total) - shallow.losses["total"]) < 0.02 * abs(shallow.losses["total"]) + 1e-3
     full = stylizer.stylize(CONTENT, STYLE, TINY.replace(refine="full"))
     assert {e["stage"] for e in full.trace} == {"full"}
+
+
+def test_an_extreme_aspect_ratio_gives_an_image(stylizer):
+    """40x5000 px at size 512: the coarse scales are 1 and 2 px high, where the smoothness term has no
+    vertical neighbours (it once made every loss NaN at step 0, twice)."""
+    photo = images.resize(images.load_image(CONTENT), (3333, 5000))
+    strip = photo[1600:1640]
+    r = stylizer.stylize(strip, STYLE, StyleOptions(size=512, steps=3, coarse_steps=4))
+    assert r.image.shape == (4, 512, 3) and not r.retried
+    assert [(e["height"], e["width"]) for e in r.trace][0] == (1, 128)
+    assert all(np.isfinite(v) for v in r.losses.values())
