@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,16 @@ from nst_core import color, images, options, outfiles, progress, weights
 from nst_core.errors import InputError, NSTError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+PROG = "nst-stylize"
+
+
+def report_error(prog: str, e: NSTError, before: Callable[[], None] = lambda: None) -> int:
+    """``before()`` (e.g. end a progress line), then ``e`` as one line on stderr; its exit code: 2 for bad
+    input, 1 for anything else (missing weights, numerical failure)."""
+    before()
+    usage = isinstance(e, InputError)
+    print(f"{prog}: {'error' if usage else 'failed'}: {e}", file=sys.stderr)
+    return EXIT_USAGE if usage else EXIT_FAIL
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,6 +177,15 @@ def save(out: Path, metrics: str | None, result) -> bool:
     return True
 
 
+def finish(out: Path, args: argparse.Namespace, result, how: str) -> int:
+    """Write the result (image, then metrics) and, unless --quiet, say what was written; the exit code."""
+    if not save(out, args.metrics, result):
+        return EXIT_FAIL
+    if not args.quiet:
+        print(summary(out, result, how), file=sys.stderr)
+    return EXIT_OK
+
+
 def main_model(args: argparse.Namespace) -> int:
     """nst-stylize --model: one forward pass of a trained style network."""
     try:
@@ -190,17 +210,9 @@ def main_model(args: argparse.Namespace) -> int:
         network = fast.load_style_network(args.model)
         result = fast.stylize_with_network(network, content, args.size, content_name=args.content,
                                            precision=args.precision, weights=args.weights)
-    except InputError as e:
-        print(f"nst-stylize: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
     except NSTError as e:
-        print(f"nst-stylize: failed: {e}", file=sys.stderr)
-        return EXIT_FAIL
-    if not save(out, args.metrics, result):
-        return EXIT_FAIL
-    if not args.quiet:
-        print(summary(out, result, f"fast mode with {args.model}, {result.seconds:.2f}s"), file=sys.stderr)
-    return EXIT_OK
+        return report_error(PROG, e)
+    return finish(out, args, result, f"fast mode with {args.model}, {result.seconds:.2f}s")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,12 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         shots = [snapshot_path(out, n) for n in range(args.save_every, total + 1, args.save_every)] \
             if args.save_every else []
         check_outputs(out, args.metrics, shots, args.no_clobber)
-    except InputError as e:
-        print(f"nst-stylize: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except NSTError as e:  # no weights found ('auto'): a setup problem, not bad input
-        print(f"nst-stylize: failed: {e}", file=sys.stderr)
-        return EXIT_FAIL
+    except NSTError as e:  # bad input, or no weights found ('auto'): a setup problem
+        return report_error(PROG, e)
 
     from nst_core.stylizer import Stylizer
 
@@ -252,21 +260,11 @@ def main(argv: list[str] | None = None) -> int:
         snapshots.precision = stylizer.precision
         result = stylizer.stylize(content, styles, opts, progress=on_step, content_name=args.content,
                                   style_names=args.style)
-    except InputError as e:
-        bar.close()
-        print(f"nst-stylize: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
     except NSTError as e:
-        bar.close()
-        print(f"nst-stylize: failed: {e}", file=sys.stderr)
-        return EXIT_FAIL
+        return report_error(PROG, e, bar.close)
     bar.close()
-    if not save(out, args.metrics, result):
-        return EXIT_FAIL
-    if not args.quiet:
-        steps = f"{result.steps} step{'s' * (result.steps != 1)}"
-        print(summary(out, result, f"{steps}, {result.seconds:.1f}s"), file=sys.stderr)
-    return EXIT_OK
+    steps = f"{result.steps} step{'s' * (result.steps != 1)}"
+    return finish(out, args, result, f"{steps}, {result.seconds:.1f}s")
 
 
 def exit_fast(rc: int) -> None:

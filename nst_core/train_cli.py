@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 from nst_core import images, options, outfiles, progress, weights
+from nst_core.cli import EXIT_OK, exit_fast, report_error
 from nst_core.errors import InputError, NSTError
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 # The training options given as engine flags (--size and --seed are this tool's own flags).
 LOSS_FLAGS = tuple(f for f in options.TRAINING_FIELDS if f not in ("size", "seed"))
 
@@ -81,12 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         contents = fast.expand_contents(args.contents)
         for c in contents:
             images.load_image(c, c)
-    except InputError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except NSTError as e:  # no weights found ('auto'): a setup problem, not bad input
-        print(f"{prog}: failed: {e}", file=sys.stderr)
-        return EXIT_FAIL
+    except NSTError as e:  # bad input, or no weights found ('auto'): a setup problem
+        return report_error(prog, e)
     if existing:
         print(f"{prog}: overwriting {', '.join(map(str, existing))}", file=sys.stderr)
 
@@ -100,14 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                                                   style_name=args.style, progress=on_step)
         bar.close()
         fast.save_style_network(model, out)
-    except InputError as e:
-        bar.close()
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
     except NSTError as e:
-        bar.close()
-        print(f"{prog}: failed: {e}", file=sys.stderr)
-        return EXIT_FAIL
+        return report_error(prog, e, bar.close)
     outfiles.write_atomic(trace_path, json.dumps(figures, indent=1).encode())
     if not args.quiet:
         f, i = figures["final_losses_mean_last_10pct"], figures["initial_losses"]
@@ -119,8 +109,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry() -> None:
     """The ``nst-train-style`` console script: :func:`main`, then a fast exit (see cli.exit_fast)."""
-    from nst_core.cli import exit_fast
-
     exit_fast(main())
 
 

@@ -180,7 +180,6 @@ class StyleNetworkDoFn(PairDoFn):
         super().__init__(output, engine_options, shared, thumb_size, require_gpu=require_gpu)
         self.cfg = cfg
         self.trainings = Metrics.counter(NS, "network_trainings")
-        self.model_loads = Metrics.counter(NS, "model_loads")
 
     def process(self, group: tuple[str, list[Pair]]) -> Iterator[Any]:
         from nst_core import fast
@@ -241,7 +240,7 @@ class StyleNetworkDoFn(PairDoFn):
         if not arrays:
             raise InputError(f"none of the {len(sample)} sampled content images could be read to train on")
         LOG.info("training style network %s for %s on %d content(s)", name, storage.redact(style), len(arrays))
-        scorer = self.resources().stylizer(on_load=self.model_loads.inc).model  # one VGG19 per process
+        scorer = self.engine().model  # one VGG19 per process; training uses only its thread-safe parts
         model, _ = fast.train_style_network(style_bytes, arrays, options, self.cfg.train_config(),
                                             style_name=style, content_names=names, stylizer=scorer)
         self.trainings.inc()
@@ -257,7 +256,6 @@ class FastStylizeDoFn(PairDoFn):
                  require_gpu: bool = False):
         super().__init__(output, engine_options, shared, thumb_size, require_gpu=require_gpu)
         self.loaded = Metrics.counter(NS, "networks_loaded")
-        self.model_loads = Metrics.counter(NS, "model_loads")
 
     def process(self, item: tuple[str, Pair]) -> Iterator[dict[str, Any]]:
         path, pair = item
@@ -269,7 +267,7 @@ class FastStylizeDoFn(PairDoFn):
         content = inputs.get(pair.content, "content")
         inputs.get(pair.styles[0], "style", cached=True)  # recorded: the network was trained on these bytes
         network = self.resources().network(path, on_load=self.loaded.inc)
-        scorer = self.resources().stylizer(on_load=self.model_loads.inc).model  # its VGG19 scores the pass
+        scorer = self.engine().model  # its VGG19 scores the pass (thread-safe parts only)
         with network.lock:
             result = fast.stylize_with_network(network.model, content, size=pair.options.size,
                                                content_name=pair.content, precision=pair.options.precision,

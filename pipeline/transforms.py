@@ -28,7 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from nst_core import InputError, NSTError, StyleOptions
 from pipeline import report, storage
 from pipeline.manifest import ManifestError, Pair, RowError, cross, parse
-from pipeline.resources import WorkerResources, WorkerSetupError, acquire
+from pipeline.resources import Served, WorkerResources, WorkerSetupError, acquire
 
 LOG = logging.getLogger("pipeline")
 NS = "nst"
@@ -194,6 +194,7 @@ class PairDoFn(beam.DoFn):
         self.stylized = Metrics.counter(NS, "pairs_stylized")
         self.skipped = Metrics.counter(NS, "pairs_skipped")
         self.failed = Metrics.counter(NS, "pairs_failed")
+        self.model_loads = Metrics.counter(NS, "model_loads")
         self.seconds = Metrics.distribution(NS, "pair_seconds_ms")
         self.loss = {k: Metrics.distribution(NS, f"loss_{k}_x1e6") for k in ("total", "content", "style", "tv")}
 
@@ -205,6 +206,10 @@ class PairDoFn(beam.DoFn):
         if self._resources is None:
             self._resources = acquire(self.shared, self.engine_options, self.require_gpu)
         return self._resources
+
+    def engine(self) -> Served:
+        """The process's Stylizer (``.model``), its one VGG19: loaded on first use, counted in model_loads."""
+        return self.resources().stylizer(on_load=self.model_loads.inc)
 
     def done_record(self, pair: Pair) -> dict[str, Any] | None:
         """The stored metrics if OUT already holds this exact pair (same fingerprint and inputs, image present)."""
@@ -293,7 +298,6 @@ class StylizeDoFn(PairDoFn):
     def __init__(self, output: str, engine_options: StyleOptions, shared: Shared, thumb_size: int = 160, *,
                  require_gpu: bool = False):
         super().__init__(output, engine_options, shared, thumb_size, require_gpu=require_gpu)
-        self.model_loads = Metrics.counter(NS, "model_loads")
         self.cache_hits = Metrics.counter(NS, "style_cache_hits")
         self.cache_misses = Metrics.counter(NS, "style_cache_misses")
 
@@ -309,7 +313,7 @@ class StylizeDoFn(PairDoFn):
         styles = [inputs.get(s, "style", cached=True) for s in pair.styles]
         init = inputs.get(pair.options.init_path, "init image") if pair.options.init_path else None
         # after the reads: a run whose pairs all fail to read loads no model
-        engine = self.resources().stylizer(on_load=self.model_loads.inc)
+        engine = self.engine()
         with engine.lock:
             st = engine.model
             hits, misses = st.style_cache_hits, st.style_cache_misses
