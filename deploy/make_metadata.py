@@ -49,18 +49,26 @@ LOCAL_ONLY = ("plan", "plan_file")
 _TYPE_REGEX = {int: r"^[0-9]+$", float: r"^[-+]?[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$"}
 
 
-def options_class():
-    from pipeline.options import NSTPipelineOptions
+class _Recorder:
+    """An argparse parser that keeps the actions ``add_argument`` returns (argparse's public API)."""
 
-    return NSTPipelineOptions
+    def __init__(self) -> None:
+        self.parser = argparse.ArgumentParser(add_help=False)
+        self.actions: list[argparse.Action] = []
+
+    def add_argument(self, *flags: str, **kwargs) -> argparse.Action:
+        action = self.parser.add_argument(*flags, **kwargs)
+        self.actions.append(action)
+        return action
 
 
-def pipeline_actions(cls=None) -> list[argparse.Action]:
-    """The argparse actions the options class registers, in registration order."""
-    cls = cls or options_class()
-    parser = argparse.ArgumentParser(add_help=False)
-    cls._add_argparse_args(parser)
-    return [a for a in parser._actions if a.option_strings]
+def pipeline_actions() -> list[argparse.Action]:
+    """The argparse actions NSTPipelineOptions registers (pipeline.options.add_flags), in registration order."""
+    from pipeline.options import add_flags
+
+    recorder = _Recorder()
+    add_flags(recorder)
+    return recorder.actions
 
 
 def param_name(action: argparse.Action) -> str:
@@ -104,12 +112,12 @@ def parameter(action: argparse.Action, engine_specs: dict, choices: dict | None 
     return entry
 
 
-def build_metadata(cls=None) -> dict:
+def build_metadata() -> dict:
     from nst_core.options import specs
     from pipeline.options import PIPELINE_CHOICES
 
     engine_specs = {s.name: s for s in specs()}
-    params = [parameter(a, engine_specs, PIPELINE_CHOICES) for a in pipeline_actions(cls)
+    params = [parameter(a, engine_specs, PIPELINE_CHOICES) for a in pipeline_actions()
               if a.dest not in LOCAL_ONLY]
     names = [p["name"] for p in params]
     dupes = sorted({n for n in names if names.count(n) > 1})
