@@ -5,7 +5,7 @@
     python deploy/make_metadata.py --check   # exit 1 if the committed file differs from what this makes
 
 Nothing here is a hand-kept list of flags: the parameters are read from
-``pipeline.options.NSTPipelineOptions._add_argparse_args`` (every argparse action it registers),
+``pipeline.options.add_flags``, which NSTPipelineOptions registers (every argparse action it adds),
 their help text from the same place, and the validation regexes of the engine flags from
 ``nst_core.options.specs()``.  The only deploy-level decisions are which flags a Dataflow run must
 be given (:data:`REQUIRED`) and that paths must be ``gs://`` on Dataflow (:data:`PATH_PARAMS`).
