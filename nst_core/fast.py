@@ -136,7 +136,8 @@ def build_network(arch: Architecture | None = None, seed: int = 0) -> keras.Mode
     arch = arch or Architecture()
     L = keras.layers
     w = arch.width
-    seeds = iter(int(v) for v in np.random.SeedSequence(seed).generate_state(4 * arch.blocks + 8) >> 1)
+    # one independent 31-bit seed per conv layer (6 + 2 per residual block), derived from ``seed``
+    seeds = iter(int(v) for v in np.random.SeedSequence(seed).generate_state(6 + 2 * arch.blocks) >> 1)
 
     def init() -> keras.initializers.Initializer:
         return keras.initializers.GlorotUniform(seed=next(seeds))
