@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from PIL import ImageColor
+
 from nst_core.errors import InputError
 
 VGG_LAYERS: tuple[str, ...] = (
@@ -107,6 +109,11 @@ class StyleOptions:
     preserve_colors: str = _spec("none", "keep the content's colours: none, luminance (transfer on "
                                  "luminance only) or histogram (match the style's colours to the "
                                  "content's first)", choices=("none", "luminance", "histogram"))
+    mask_feather: float = _spec(1.5, "with a mask: the width in output pixels (Gaussian sigma) over which the "
+                                "stylized part fades into the content just inside the mask's edge; pixels "
+                                "the mask leaves black stay exactly the content; 0: a hard edge", lo=0.0, hi=64.0)
+    background: str = _spec("white", "colour that transparent pixels are composited onto when the output "
+                            "format has no alpha (JPEG): a CSS colour name or #rrggbb", regex=r"^.+$")
     seed: int = _spec(0, "random seed; the same seed gives the same image on the same machine",
                       lo=0, hi=2**31 - 1)
     precision: str = _spec("auto", "compute precision: auto picks mixed bfloat16 on CPUs with "
@@ -140,6 +147,16 @@ class StyleOptions:
                              f"{len(self.style_layers)} style layers")
         if not self.init:
             raise InputError("option init: empty")
+        self.background_rgb()
+
+    def background_rgb(self) -> tuple[int, int, int]:
+        """``background`` as (r, g, b); InputError naming the option if it is no colour."""
+        try:
+            r, g, b = ImageColor.getrgb(self.background)[:3]
+        except ValueError:
+            raise InputError(f"option background: {self.background!r} is not a colour (a name such as white, "
+                             "or #rrggbb)") from None
+        return r, g, b
 
     @property
     def init_path(self) -> str | None:
