@@ -220,3 +220,25 @@ def test_feather_softens_inward_only():
     f = masks.feathered(m, 2.0)
     assert (f[m == 0] == 0).all() and f[20, 20] == pytest.approx(1.0) and 0.3 < f[20, 10] < 0.7
     assert np.array_equal(masks.feathered(m, 0), m)
+
+
+def test_fast_mode_applies_mask_and_alpha_after_the_network(tmp_path):
+    from nst_core import fast
+
+    net, _ = fast.train_style_network(STYLE, [_content((16, 16))], StyleOptions(size=32),
+                                      fast.TrainConfig(steps=1, batch_size=1, crop=16),
+                                      arch=fast.Architecture(width=4, blocks=0), style_name=str(STYLE))
+    network = fast.load_style_network(fast.save_style_network(net, tmp_path / "n.keras"))
+    c = _content()
+    m = _box_mask(c.shape[:2])
+    r = fast.stylize_with_network(network, c, 128, mask=m, mask_name="box")
+    c8 = images.to_uint8(c)
+    np.testing.assert_array_equal(r.image[m == 0], c8[m == 0])
+    plain = fast.stylize_with_network(network, c, 128).image
+    inside = _box_mask(c.shape[:2], (R0 + 4, R1 - 4, C0 + 4, C1 - 4)) == 1
+    # the network ran on the whole image: inside, the plain output (c + 1 * (x - c) rounds within 1 level)
+    assert np.abs(r.image[inside].astype(int) - plain[inside]).max() <= 1
+    assert r.metrics()["mask"] == "box" and np.isfinite(r.losses["style"])
+    cut = fast.stylize_with_network(network, _cutout(), 96)
+    assert cut.image.shape == (96, 96, 4)
+    np.testing.assert_array_equal(cut.image[..., 3], _cutout()[..., 3])
