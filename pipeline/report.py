@@ -107,7 +107,8 @@ def _mask(rec: dict[str, Any], sources: dict[str, str | None]) -> str:
     mask = rec.get("mask")
     if not mask:
         return ""
-    return f"<div class='muted'>mask</div>{_img(sources.get(mask), mask)}"
+    return (f"<div class='muted'>mask</div><div style='display:inline-block;border:1px solid #bbb'>"
+            f"{_img(sources.get(mask), mask)}</div>")
 
 
 def _networks(done: Sequence[dict[str, Any]]) -> list[str]:
