@@ -189,8 +189,14 @@ class StyleOptions:
         return {k: v for k, v in self.to_dict().items() if FIELD_SCOPES[k] == "pair"}
 
     def stable_hash(self) -> str:
-        """Hash of the per-pair options: equal options give equal hashes across runs and machines."""
-        blob = json.dumps(self.pair_dict(), sort_keys=True, separators=(",", ":"))
+        """Hash of the per-pair options: equal options give equal hashes across runs and machines.
+
+        Fields of :data:`HASHED_IF_SET` count only when set to other than their default, so outputs made
+        before they existed are still found done.
+        """
+        values = {k: v for k, v in self.pair_dict().items()
+                  if k not in HASHED_IF_SET or v != _DEFAULTS[k]}
+        blob = json.dumps(values, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def scales(self) -> list[int]:
@@ -276,6 +282,8 @@ def _coerce(name: str, typ: Any, raw: Any) -> Any:
 
 
 FIELDS = dataclasses.fields(StyleOptions)
+HASHED_IF_SET = ("mask_feather", "background")  # added after catalogs had outputs (issue 18)
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(StyleOptions) if f.name in HASHED_IF_SET}
 FIELD_SCOPES = {f.name: f.metadata["scope"] for f in FIELDS}
 PAIR_FIELDS = tuple(f.name for f in FIELDS if f.metadata["scope"] == "pair")
 
