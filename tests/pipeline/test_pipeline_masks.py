@@ -115,3 +115,21 @@ def test_masks_outside_cross_mode_is_a_usage_error(catalog, tmp_path, capsys):
     rc = main(["--manifest", str(catalog / "manifest.csv"), "--masks", "m/{stem}.png", "--output",
                str(tmp_path / "o"), *FAST])
     assert rc == 2 and "--masks: only in cross mode" in capsys.readouterr().err
+
+
+def test_fast_mode_applies_the_mask_and_resumes(catalog, tmp_path):
+    write_csv(catalog / "fast.csv", ["id,content,style,mask", "m1,content/c1.jpg,style/s1.png,masks/c1.png",
+                                     "p2,content/c2.png,style/s1.png,"])
+    out = tmp_path / "out"
+    args = ["--manifest", str(catalog / "fast.csv"), "--output", str(out), *FAST, "--fast_train_steps", "2",
+            "--fast_crop", "16", "--fast_train_contents", "2", "--mode", "fast"]
+    run(args)
+    done = {r["id"]: r for r in read_jsonl(out / "metrics.jsonl")}
+    assert {k: (r["status"], r["mode"], r["mask"]) for k, r in done.items()} == {
+        "m1": ("stylized", "fast", str(catalog / "masks" / "c1.png")), "p2": ("stylized", "fast", None)}
+    content = np.asarray(Image.open(catalog / "content" / "c1.jpg").convert("RGB")).astype(int)
+    got = np.asarray(Image.open(out / "images" / "m1.png")).astype(int)
+    assert (got[:, 20:] == content[:, 20:]).all() and np.abs(got[:, :16] - content[:, :16]).mean() > 5
+    _mask(catalog / "masks" / "c1.png", left=False)
+    run(args)
+    assert {r["id"]: r["status"] for r in read_jsonl(out / "metrics.jsonl")} == {"m1": "stylized", "p2": "skipped"}
