@@ -242,3 +242,16 @@ def test_fast_mode_applies_mask_and_alpha_after_the_network(tmp_path):
     cut = fast.stylize_with_network(network, _cutout(), 96)
     assert cut.image.shape == (96, 96, 4)
     np.testing.assert_array_equal(cut.image[..., 3], _cutout()[..., 3])
+
+
+def test_tiled_run_with_a_mask_ends_where_the_untiled_one_does(stylizer, monkeypatch):
+    c = images.resize(images.load_image(CONTENT), (157, 203))
+    m = _box_mask((157, 203), (20, 130, 30, 170))
+    opts = StyleOptions(size=203, look_size=110, steps=2, coarse_steps=2, detail_steps=3, min_size=25)
+    plain = stylizer.stylize(c, STYLE, opts, mask=m)
+    monkeypatch.setattr(tiling, "TILE_PASS_CAP", tiling.pass_bytes((96, 96), "block3_conv1"))
+    seen = []
+    tiled = stylizer.stylize(c, STYLE, opts, mask=m, progress=lambda e, _: seen.append(e))
+    assert max(e["tiles"] for e in seen) >= 4
+    np.testing.assert_array_equal(tiled.image[m == 0], images.to_uint8(c)[m == 0])
+    assert np.abs(tiled.image.astype(float) - plain.image.astype(float)).mean() < 1.0
