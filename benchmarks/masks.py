@@ -1,7 +1,7 @@
 """What a mask or an alpha channel costs: the same pair plain, masked and as a cut-out, in one run.
 
 The runs alternate (plain, masked, cut-out, plain, ...) so all three share the machine's load; the
-median of --repeats warm runs each, and the ratios to plain, are printed with the CPU.
+median of --repeats warm runs each, and the median ratio to plain per round, are printed with the CPU.
 
     python benchmarks/masks.py                      # 256 px, 3 repeats
     python benchmarks/masks.py --size 512 --repeats 2
@@ -50,11 +50,11 @@ def main() -> int:
             t = time.perf_counter()
             run()
             seconds[name].append(time.perf_counter() - t)
-    base = statistics.median(seconds["plain"])
-    print(f"cpu: {cpu_id()}; {Path(args.content).name} at {args.size} px, median of {args.repeats}")
+    print(f"cpu: {cpu_id()}; {Path(args.content).name} at {args.size} px, median of {args.repeats}; ratio: the "
+          "median of each round's ratio to that round's plain run (rounds share the load)")
     for name, s in seconds.items():
-        med = statistics.median(s)
-        print(f"{name:8s} {med:7.2f} s  x{med / base:.3f}  ({', '.join(f'{v:.2f}' for v in s)})")
+        ratio = statistics.median(v / p for v, p in zip(s, seconds["plain"]))
+        print(f"{name:8s} {statistics.median(s):7.2f} s  x{ratio:.3f}  ({', '.join(f'{v:.2f}' for v in s)})")
     return 0
 
 

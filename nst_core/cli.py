@@ -146,7 +146,7 @@ def given_flags(args: argparse.Namespace) -> list[str]:
 
 
 # Of the engine options, the ones a style network's one pass uses (fast.stylize_with_network).
-FAST_FLAGS = ("--size", "--precision", "--weights", "--mask-feather", "--background")
+FAST_FLAGS = ("--size", "--precision", "--weights", "--mask-feather", "--mask-output", "--background")
 
 
 def ignored_in_fast_mode(args: argparse.Namespace) -> list[str]:

@@ -607,7 +607,7 @@ def stylize_with_network(network: StyleNetwork | str | os.PathLike, content: ima
     mask_name = mask_name or (images.describe(mask) if mask is not None else "")
     region = masks.build_region(alpha, None if mask is None else
                                 masks.load_mask(mask, f"mask {mask_name}", arr.shape[:2]), content_name,
-                                opts.mask_feather)
+                                opts.mask_feather, opts.mask_output == "alpha")
     seen = arr if region is None or region.alpha is None else masks.bleed(arr, region.alpha)
     hw = images.fit_size(arr.shape[:2], opts.size)
     # Above look_size the network runs at the look size, so strokes scale with the image (run at 4096 px

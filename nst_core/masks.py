@@ -31,6 +31,7 @@ class Region:
     alpha_u8: np.ndarray | None = None  # ... as decoded (HxW uint8)
     mask: np.ndarray | None = None
     feather: float = 0.0  # px at the output size: how far inside its edge the mask's blend softens
+    mask_as_alpha: bool = False  # the mask becomes the output's alpha instead of blending with the content
     _at: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False)
 
     def weight_at(self, hw: tuple[int, int]) -> np.ndarray:
@@ -91,7 +92,7 @@ def load_mask(src: images.ImageLike, name: str, hw: tuple[int, int]) -> np.ndarr
 
 
 def build_region(alpha_u8: np.ndarray | None, mask: np.ndarray | None, content_name: str,
-                 feather: float) -> Region | None:
+                 feather: float, mask_as_alpha: bool = False) -> Region | None:
     """The Region of a content with this alpha (uint8, or None) and mask (0..1 at its size, or None)."""
     if alpha_u8 is None and mask is None:
         return None
@@ -105,7 +106,8 @@ def build_region(alpha_u8: np.ndarray | None, mask: np.ndarray | None, content_n
         weight = weight * mask
         if weight.max() < BLACK:
             raise InputError(f"{content_name}: the mask's white part covers only transparent pixels")
-    return Region(weight=weight, alpha=alpha, alpha_u8=alpha_u8, mask=mask, feather=feather)
+    return Region(weight=weight, alpha=alpha, alpha_u8=alpha_u8, mask=mask, feather=feather,
+                  mask_as_alpha=mask_as_alpha and mask is not None)
 
 
 def layer_weights(w: np.ndarray, levels: int) -> list[np.ndarray]:
@@ -175,10 +177,16 @@ def composite(x: np.ndarray, content: np.ndarray, region: Region, hw: tuple[int,
     """The output at ``hw``: HxWx3 float RGB, or HxWx4 with the content's alpha in 0..255.
 
     RGB is the stylized ``x`` blended with ``content`` (the decoded colours, not the bled ones) by the
-    feathered mask; with an alpha, fully transparent pixels keep the content's hidden colours.
+    feathered mask; with an alpha, fully transparent pixels keep the content's hidden colours.  With
+    ``mask_as_alpha`` the RGB is ``x`` and the mask (times any alpha of the content) is the alpha.
     """
     c = images.resize(content, hw)
     rgb = x
+    if region.mask_as_alpha:
+        alpha = resize_weight(region.mask, hw) * 255.0
+        if region.alpha is not None:
+            alpha = alpha * resize_weight(region.alpha, hw)
+        return np.dstack([x, np.rint(alpha)]).astype(np.float32)
     if region.mask is not None:
         m = feathered(resize_weight(region.mask, hw), region.feather)
         rgb = c + m[..., None] * (x - c)

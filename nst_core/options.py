@@ -112,6 +112,10 @@ class StyleOptions:
     mask_feather: float = _spec(1.5, "with a mask: the width in output pixels (Gaussian sigma) over which the "
                                 "stylized part fades into the content just inside the mask's edge; pixels "
                                 "the mask leaves black stay exactly the content; 0: a hard edge", lo=0.0, hi=64.0)
+    mask_output: str = _spec("blend", "what a mask makes of the result: blend (the content where the mask is "
+                             "black, a blend where grey) or alpha (the stylized image with the mask as its alpha "
+                             "channel: a cut-out; times the content's own alpha if it has one)",
+                             choices=("blend", "alpha"))
     background: str = _spec("white", "colour that transparent pixels are composited onto when the output "
                             "format has no alpha (JPEG): a CSS colour name or #rrggbb", regex=r"^.+$")
     seed: int = _spec(0, "random seed; the same seed gives the same image on the same machine",
@@ -282,7 +286,7 @@ def _coerce(name: str, typ: Any, raw: Any) -> Any:
 
 
 FIELDS = dataclasses.fields(StyleOptions)
-HASHED_IF_SET = ("mask_feather", "background")  # added after catalogs had outputs (issue 18)
+HASHED_IF_SET = ("mask_feather", "mask_output", "background")  # added after catalogs had outputs (issue 18)
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(StyleOptions) if f.name in HASHED_IF_SET}
 FIELD_SCOPES = {f.name: f.metadata["scope"] for f in FIELDS}
 PAIR_FIELDS = tuple(f.name for f in FIELDS if f.metadata["scope"] == "pair")

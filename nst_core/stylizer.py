@@ -188,14 +188,14 @@ class Stylizer:
         self._loss_fns[key] = fn
         return fn
 
-    def _trace_ahead(self, option_sets: list[StyleOptions], precision: str) -> None:
+    def _trace_ahead(self, option_sets: list[StyleOptions], precision: str, masked: bool = False) -> None:
         """Trace the loss functions this pair will need in a background thread.
 
         Tracing is Python work (~0.5 s per function on a 2-core CPU) and a step is TensorFlow
         work that releases the GIL, so the shallow final scale's function gets traced while the
         coarse scales run, and the first one while the first targets are computed.
         """
-        fns = [self._loss_fn(o, precision) for o in option_sets]
+        fns = [self._loss_fn(o, precision, masked=masked) for o in option_sets]
 
         def trace() -> None:
             try:
@@ -266,7 +266,7 @@ class Stylizer:
         mask_name = mask_name or (images.describe(mask) if mask is not None else "")
         region = masks.build_region(alpha, None if mask is None else
                                     masks.load_mask(mask, f"mask {mask_name}", content_arr.shape[:2]),
-                                    content_name, opts.mask_feather)
+                                    content_name, opts.mask_feather, opts.mask_output == "alpha")
         work_arr = content_arr if region is None or region.alpha is None else masks.bleed(content_arr, region.alpha)
         style_arrs = [images.load_image(s, n) for s, n in zip(styles, style_names)]
         init_arr = None
@@ -318,7 +318,7 @@ class Stylizer:
         budget = tiling.budget_bytes(opts.memory_budget)
         # A size the budget can never serve is rejected before any work (the pipeline makes it the row's error).
         self._plan(stage_opts[stages[-1][2]], precision, final_hw, budget, name)
-        self._trace_ahead([opts] + ([refine] if refine is not None else []), precision)
+        self._trace_ahead([opts] + ([refine] if refine is not None else []), precision, masked=region is not None)
         curvature: optimize.Curvature = []
         prev_stage = ""
         look = np.zeros((1, 1, 3), np.float32)  # the look_size result, which the detail scales keep

@@ -255,3 +255,15 @@ def test_tiled_run_with_a_mask_ends_where_the_untiled_one_does(stylizer, monkeyp
     assert max(e["tiles"] for e in seen) >= 4
     np.testing.assert_array_equal(tiled.image[m == 0], images.to_uint8(c)[m == 0])
     assert np.abs(tiled.image.astype(float) - plain.image.astype(float)).mean() < 1.0
+
+
+def test_mask_output_alpha_cuts_the_stylized_region_out(stylizer):
+    c = _content()
+    m = _box_mask(c.shape[:2])
+    m[R0:R1, C0:C0 + 8] = 0.5
+    blend = stylizer.stylize(c, STYLE, SMALL.replace(size=128), mask=m)
+    cut = stylizer.stylize(c, STYLE, SMALL.replace(size=128, mask_output="alpha"), mask=m)
+    assert cut.image.shape == (96, 128, 4) and cut.metrics()["alpha"] == "kept"
+    np.testing.assert_array_equal(cut.image[..., 3], np.rint(m * 255).astype(np.uint8))
+    inside = _box_mask(c.shape[:2], (R0 + 4, R1 - 4, C0 + 12, C1 - 4)) == 1
+    assert np.abs(cut.image[..., :3][inside].astype(int) - blend.image[inside]).max() <= 1
