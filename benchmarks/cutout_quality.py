@@ -5,7 +5,7 @@ The naive run's Grams include the flat background (black under the transparency 
 matches the style less; and VGG19 sees the black contour, so the band along the edge darkens.  Images
 go to benchmarks/out/masks/ to look at.
 
-    python benchmarks/cutout_quality.py                     # samples/content/coffee_cutout.png at 384 px
+    python benchmarks/cutout_quality.py                     # samples/product/coffee_cutout.png at 384 px
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def edge_band(rgba: np.ndarray, alpha: np.ndarray) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--content", default=str(ROOT / "samples" / "content" / "coffee_cutout.png"))
+    ap.add_argument("--content", default=str(ROOT / "samples" / "product" / "coffee_cutout.png"))
     ap.add_argument("--style", default=str(ROOT / "samples" / "style" / "starry_night.jpg"))
     ap.add_argument("--size", type=int, default=384)
     args = ap.parse_args()

@@ -618,6 +618,7 @@ def stylize_with_network(network: StyleNetwork | str | os.PathLike, content: ima
     out = look if work_hw == hw else restore_detail(look, images.resize(seen, hw))
     if region is not None:
         out = masks.composite(out, arr, region, hw)
+    out = masks.with_opaque_alpha(out, alpha)
     net_s = time.perf_counter() - t0
     used = resolve_precision(opts.precision)
     parts = {k: float("nan") for k in ("content", "style", "tv", "total")}

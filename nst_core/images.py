@@ -129,7 +129,7 @@ def load_image(src: ImageLike, name: str | None = None) -> np.ndarray:
 
 def load_rgba(src: ImageLike, name: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """(HxWx3 float32 RGB 0..255, HxW uint8 alpha or None): the colours as stored (not flattened) and the
-    alpha exactly as decoded; None when the image has no alpha channel or it is fully opaque."""
+    alpha exactly as decoded (also when every pixel is opaque); None when the image has no alpha channel."""
     name = name or describe(src)
     if isinstance(src, np.ndarray):
         arr = np.asarray(src)
@@ -139,7 +139,7 @@ def load_rgba(src: ImageLike, name: str | None = None) -> tuple[np.ndarray, np.n
         if np.issubdtype(arr.dtype, np.floating) and arr[..., :3].max(initial=0) <= 1.0 and a.max(initial=0) <= 1.0:
             a = a * 255.0
         alpha = np.clip(np.rint(a), 0, 255).astype(np.uint8)
-        return load_image(arr[..., :3], name), (alpha if (alpha < 255).any() else None)
+        return load_image(arr[..., :3], name), alpha
     if isinstance(src, Image.Image):
         img = src
     elif isinstance(src, (str, os.PathLike, bytes, bytearray)):
@@ -151,8 +151,6 @@ def load_rgba(src: ImageLike, name: str | None = None) -> tuple[np.ndarray, np.n
         return _to_rgb(img, name), None
     rgba = np.asarray(img.convert("RGBA"))
     alpha = np.ascontiguousarray(rgba[..., 3])
-    if (alpha == 255).all():
-        return rgba[..., :3].astype(np.float32), None
     return rgba[..., :3].astype(np.float32), alpha
 
 

@@ -94,6 +94,8 @@ def load_mask(src: images.ImageLike, name: str, hw: tuple[int, int]) -> np.ndarr
 def build_region(alpha_u8: np.ndarray | None, mask: np.ndarray | None, content_name: str,
                  feather: float, mask_as_alpha: bool = False) -> Region | None:
     """The Region of a content with this alpha (uint8, or None) and mask (0..1 at its size, or None)."""
+    if alpha_u8 is not None and (alpha_u8 == 255).all():
+        alpha_u8 = None  # an opaque alpha weighs nothing: the caller gives it back (see opaque_alpha)
     if alpha_u8 is None and mask is None:
         return None
     alpha = None if alpha_u8 is None else alpha_u8.astype(np.float32) / 255.0
@@ -108,6 +110,13 @@ def build_region(alpha_u8: np.ndarray | None, mask: np.ndarray | None, content_n
             raise InputError(f"{content_name}: the mask's white part covers only transparent pixels")
     return Region(weight=weight, alpha=alpha, alpha_u8=alpha_u8, mask=mask, feather=feather,
                   mask_as_alpha=mask_as_alpha and mask is not None)
+
+
+def with_opaque_alpha(image: np.ndarray, alpha_u8: np.ndarray | None) -> np.ndarray:
+    """``image`` with an alpha channel of 255 when the content had one that is fully opaque: RGBA in, RGBA out."""
+    if alpha_u8 is None or image.shape[-1] == 4 or not (alpha_u8 == 255).all():
+        return image
+    return np.dstack([image, np.full(image.shape[:2], 255, image.dtype)])
 
 
 def layer_weights(w: np.ndarray, levels: int) -> list[np.ndarray]:

@@ -292,6 +292,7 @@ class Stylizer:
                 raise NumericalError(f"{content_name}: {first}; the float32 retry failed too: {second}") from None
         if region is not None:
             image = masks.composite(image, content_arr, region, image.shape[:2])
+        image = masks.with_opaque_alpha(image, alpha)
         return Result(image=images.to_uint8(image), losses=parts, steps=len(trace),
                       seconds=time.perf_counter() - t0, trace=trace, options=opts, precision=self.precision
                       if not retried else "float32", content=content_name, styles=style_names, retried=retried,

@@ -267,3 +267,12 @@ def test_mask_output_alpha_cuts_the_stylized_region_out(stylizer):
     np.testing.assert_array_equal(cut.image[..., 3], np.rint(m * 255).astype(np.uint8))
     inside = _box_mask(c.shape[:2], (R0 + 4, R1 - 4, C0 + 12, C1 - 4)) == 1
     assert np.abs(cut.image[..., :3][inside].astype(int) - blend.image[inside]).max() <= 1
+
+
+def test_an_opaque_alpha_channel_comes_back_opaque(stylizer):
+    c8 = images.to_uint8(_content((48, 64)))
+    rgba = np.dstack([c8, np.full((48, 64), 255, np.uint8)])
+    opts = SMALL.replace(size=64)
+    r = stylizer.stylize(rgba, STYLE, opts)
+    assert r.image.shape == (48, 64, 4) and (r.image[..., 3] == 255).all() and r.metrics()["alpha"] == "kept"
+    np.testing.assert_array_equal(r.image[..., :3], stylizer.stylize(c8, STYLE, opts).image)
