@@ -39,6 +39,7 @@ PATH_PARAMS = {
     "manifest": (rf"^{_BUCKET}/.+$", "GCS_READ_FILE"),
     "contents": (rf"^{_BUCKET}/.+$", "TEXT"),  # a glob, not one file
     "styles": (rf"^{_BUCKET}/.+$", "TEXT"),
+    "masks": (rf"^{_BUCKET}/.+$", "TEXT"),  # a pattern with {stem} or {name}, not one file
     "output": (rf"^{_BUCKET}(/.*)?$", "GCS_WRITE_FOLDER"),
     "models": (rf"^{_BUCKET}(/.*)?$", "GCS_READ_FOLDER"),
 }

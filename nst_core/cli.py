@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nst_core import color, images, options, outfiles, progress, weights
+from nst_core import color, images, masks, options, outfiles, progress, weights
 from nst_core.errors import InputError, NSTError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(takes the place of --style; of the engine options only --size, --precision and "
                         "--weights apply, the others are ignored with a warning; --size defaults to the "
                         "network's training size)")
+    p.add_argument("--mask", metavar="M",
+                   help="greyscale image of where to stylize: white stylize, black keep the content, grey blend "
+                        "(resized to the content; the edge fades over --mask-feather px). A content with "
+                        "transparency is stylized where it is opaque and keeps its alpha, with or without a mask")
     p.add_argument("--style-weights", dest="style_weights",
                    help="blend weights of the style images, comma separated (alias of --style-blend)")
     p.add_argument("--output", "--o", dest="output", required=True,
@@ -90,6 +94,12 @@ def check_outputs(out: Path, metrics: str | None, snapshots: list[Path], no_clob
     if no_clobber:
         raise InputError(f"{names}: exists; --no-clobber refuses to overwrite")
     print(f"nst-stylize: overwriting {names} (--no-clobber refuses)", file=sys.stderr)
+
+
+def check_mask(mask: str | None, content: np.ndarray) -> None:
+    """--mask read before any work: InputError naming it if it is not an image or is all black."""
+    if mask is not None:
+        masks.load_mask(mask, f"mask {mask}", content.shape[:2])
 
 
 def check_save_every(n: int) -> None:
@@ -147,7 +157,7 @@ def given_flags(args: argparse.Namespace) -> list[str]:
 
 
 # Of the engine options, the ones a style network's one pass uses (fast.stylize_with_network).
-FAST_FLAGS = ("--size", "--precision", "--weights")
+FAST_FLAGS = ("--size", "--precision", "--weights", "--mask-feather", "--mask-output", "--background")
 
 
 def ignored_in_fast_mode(args: argparse.Namespace) -> list[str]:
@@ -196,6 +206,7 @@ def main_model(args: argparse.Namespace) -> int:
         if args.weights is not None:
             weights.check_source(args.weights)
         content = images.load_image(args.content, args.content)
+        check_mask(args.mask, content)
         out = output_path(args.output, args.content, [args.model])
         check_outputs(out, args.metrics, [], args.no_clobber)
         from nst_core import fast  # TensorFlow is imported here, after the cheap checks
@@ -208,8 +219,9 @@ def main_model(args: argparse.Namespace) -> int:
             print(f"nst-stylize: warning: --model stylises in one pass: ignoring {', '.join(ignored)} "
                   f"(only {', '.join(FAST_FLAGS)} apply)", file=sys.stderr)
         network = fast.load_style_network(args.model)
-        result = fast.stylize_with_network(network, content, args.size, content_name=args.content,
-                                           precision=args.precision, weights=args.weights)
+        result = fast.stylize_with_network(network, args.content, args.size, content_name=args.content,
+                                           precision=args.precision, weights=args.weights, mask=args.mask,
+                                           mask_name=args.mask)
     except NSTError as e:
         return report_error(PROG, e)
     return finish(out, args, result, f"fast mode with {args.model}, {result.seconds:.2f}s")
@@ -232,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         opts = options.from_namespace(args)
         weights.check_source(opts.weights)
         content = images.load_image(args.content, args.content)
+        check_mask(args.mask, content)
         styles = [images.load_image(s, s) for s in args.style]
         if opts.style_blend and len(opts.style_blend) != len(styles):
             raise InputError(f"--style-weights: {len(opts.style_blend)} weights for {len(styles)} style images")
@@ -258,8 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stylizer = Stylizer(opts)
         snapshots.precision = stylizer.precision
-        result = stylizer.stylize(content, styles, opts, progress=on_step, content_name=args.content,
-                                  style_names=args.style)
+        result = stylizer.stylize(args.content, styles, opts, progress=on_step, content_name=args.content,
+                                  style_names=args.style, mask=args.mask, mask_name=args.mask)
     except NSTError as e:
         return report_error(PROG, e, bar.close)
     bar.close()

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from nst_core import images, losses
+from nst_core import images, losses, masks
 from nst_core.errors import InputError, NumericalError
 from nst_core.features import VGGFeatures, resolve_precision
 from nst_core.options import TRAIN_CROP, TRAIN_STEPS, TRAIN_STYLE_BOOST, TRAINING_FIELDS, StyleOptions
@@ -557,7 +557,8 @@ def applied_options(options: StyleOptions) -> dict[str, Any]:
 def stylize_with_network(network: StyleNetwork | str | os.PathLike, content: images.ImageLike,
                          size: int | None = None, *, compute_losses: bool = True,
                          content_name: str | None = None, precision: str | None = None,
-                         weights: str | None = None, stylizer: Stylizer | None = None) -> FastResult:
+                         weights: str | None = None, stylizer: Stylizer | None = None,
+                         mask: images.ImageLike | None = None, mask_name: str | None = None) -> FastResult:
     """Stylise one image with a trained network: a Result like :meth:`Stylizer.stylize` returns.
 
     ``size`` is the output's longest side (default: the size the network was trained for); above the
@@ -567,6 +568,9 @@ def stylize_with_network(network: StyleNetwork | str | os.PathLike, content: ima
     report) unless ``compute_losses`` is False (then they are NaN and only the network runs).
     ``stylizer`` lends its VGG19 features and Gram cache to the losses (one VGG19 per process; its
     weights score them); without one, a Stylizer for these options is built when losses are computed.
+    A content's alpha and a ``mask`` are honoured as :meth:`Stylizer.stylize` does: the network runs on
+    the whole image (transparent pixels bled from the object's colours), then the mask's composite and
+    the alpha are applied, and the losses count the region only.
     """
     if not isinstance(network, StyleNetwork):
         network = load_style_network(network)
@@ -579,25 +583,35 @@ def stylize_with_network(network: StyleNetwork | str | os.PathLike, content: ima
     if weights is not None:  # the VGG19 copy that scores the losses (the training machine's path may not exist)
         opts = opts.replace(weights=weights)
     content_name = content_name or images.describe(content)
-    arr = images.load_image(content, content_name)
+    arr, alpha = images.load_rgba(content, content_name)
+    mask_name = mask_name or (images.describe(mask) if mask is not None else "")
+    region = masks.build_region(alpha, None if mask is None else
+                                masks.load_mask(mask, f"mask {mask_name}", arr.shape[:2]), content_name,
+                                opts.mask_feather, opts.mask_output == "alpha")
+    seen = arr if region is None or region.alpha is None else masks.bleed(arr, region.alpha)
     hw = images.fit_size(arr.shape[:2], opts.size)
     # Above look_size the network runs at the look size, so strokes scale with the image (run at 4096 px
     # its strokes stay the size it learned, a few pixels); the content's finer detail is restored on top.
     work_hw = hw if opts.size <= opts.look_size else images.fit_size(arr.shape[:2], opts.look_size)
-    c_work = images.resize(arr, work_hw)
+    c_work = images.resize(seen, work_hw)
     look = apply_network(network.model, c_work)
-    out = look if work_hw == hw else restore_detail(look, images.resize(arr, hw))
+    out = look if work_hw == hw else restore_detail(look, images.resize(seen, hw))
+    if region is not None:
+        out = masks.composite(out, arr, region, hw)
+    out = masks.with_opaque_alpha(out, alpha)
     net_s = time.perf_counter() - t0
     used = resolve_precision(opts.precision)
     parts = {k: float("nan") for k in ("content", "style", "tv", "total")}
     if compute_losses:  # above look_size on the look-size image, like optimize mode's final losses
-        parts = fast_losses(look, c_work, network.style_image(), opts, used, stylizer)
+        parts = fast_losses(look, c_work, network.style_image(), opts, used, stylizer,
+                            region.weight_at(work_hw) if region is not None else None)
     info = {"path": network.path, "style": network.meta["style"], "architecture": network.meta["architecture"],
             "training": {k: v for k, v in network.meta["training"].items() if k not in ("trace", "contents")},
             "network_seconds": round(net_s, 4)}
     return FastResult(image=images.to_uint8(out), losses=parts, steps=0, seconds=time.perf_counter() - t0,
                       trace=[], options=opts, precision=used, content=content_name,
-                      styles=[network.meta["style"].get("path") or network.style_name], network=info)
+                      styles=[network.meta["style"].get("path") or network.style_name], network=info,
+                      mask=mask_name, region=region.fraction() if region is not None else 1.0)
 
 
 def restore_detail(look: np.ndarray, content: np.ndarray) -> np.ndarray:
@@ -609,19 +623,40 @@ def restore_detail(look: np.ndarray, content: np.ndarray) -> np.ndarray:
 
 
 def fast_losses(out: np.ndarray, content: np.ndarray, style: np.ndarray, opts: StyleOptions,
-                precision: str, stylizer: Stylizer | None = None) -> dict[str, float]:
+                precision: str, stylizer: Stylizer | None = None,
+                weight: np.ndarray | None = None) -> dict[str, float]:
     """The engine's loss terms (weighted total too) of ``out`` for ``content`` and ``style``, on the
-    ``stylizer``'s VGG19 (by default a new Stylizer for ``opts``)."""
+    ``stylizer``'s VGG19 (by default a new Stylizer for ``opts``); with a region ``weight`` (HxW 0..1)
+    over that region only, as the optimizer's masked losses."""
     stylizer = stylizer if stylizer is not None else Stylizer(opts.replace(precision=precision))
     feats = stylizer.features(opts.pooling, precision)
     targets = stylizer.style_targets(opts, precision, style, out.shape[:2])
     c_acts = feats(tf.constant(content[None]), (opts.content_layer,))[opts.content_layer]
-    c, s, tv = _loss_terms(feats, opts, tf.constant(out[None], tf.float32), c_acts, targets,
-                           tf.constant(losses.layer_weights(opts)))
+    if weight is None:
+        c, s, tv = _loss_terms(feats, opts, tf.constant(out[None], tf.float32), c_acts, targets,
+                               tf.constant(losses.layer_weights(opts)))
+    else:
+        c, s, tv = _masked_terms(feats, opts, out, c_acts, targets, weight)
     parts = {"content": float(c), "style": float(s), "tv": float(tv)}
     parts["total"] = opts.content_weight * parts["content"] + opts.style_weight * parts["style"] + \
         opts.tv_weight * parts["tv"]
     return parts
+
+
+def _masked_terms(feats: VGGFeatures, opts: StyleOptions, out: np.ndarray, c_acts, targets, weight: np.ndarray):
+    layers = losses.feature_layers(opts)
+    levels = masks.layer_weights(weight, 4)
+
+    def w(name: str) -> tf.Tensor:
+        return tf.constant(levels[int(name[5]) - 1][None, ..., None])
+
+    y = tf.constant(out[None], tf.float32)
+    acts = feats(y, layers)
+    c = losses.masked_content_loss(acts[opts.content_layer], c_acts, w(opts.content_layer))
+    lw = losses.layer_weights(opts)
+    s = tf.add_n([float(lw[i]) * losses.style_layer_loss(losses.masked_gram(acts[name], w(name)), targets[i])
+                  for i, name in enumerate(opts.style_layers)])
+    return c, s, losses.tv_loss(y)
 
 
 def training_options(options: StyleOptions) -> StyleOptions:

@@ -4,7 +4,7 @@ Decoding accepts a path, bytes, a PIL image or an array and always returns float
 0..255.  It refuses decompression bombs, truncated and zero-size files with an
 :class:`InputError` that names the input; it applies EXIF orientation, flattens alpha onto
 white, converts greyscale, CMYK, palette and 16-bit images, and takes the first frame of an
-animation.
+animation.  :func:`load_rgba` decodes the same way but hands back the alpha channel instead.
 """
 
 from __future__ import annotations
@@ -31,6 +31,11 @@ def describe(src: ImageLike) -> str:
     if isinstance(src, Image.Image):
         return f"<PIL image {src.size[0]}x{src.size[1]}>"
     return f"<array {getattr(src, 'shape', '?')}>"
+
+
+def open_image(src: ImageLike, name: str) -> Image.Image:
+    """The decoded PIL image of a path or bytes, or InputError naming it (missing, empty, not an image, bomb)."""
+    return _open(src, name)
 
 
 def _open(src: ImageLike, name: str) -> Image.Image:
@@ -65,13 +70,23 @@ def _open(src: ImageLike, name: str) -> Image.Image:
     return img
 
 
-def _to_rgb(img: Image.Image, name: str) -> np.ndarray:
+def oriented(img: Image.Image, name: str) -> Image.Image:
+    """``img`` turned by its EXIF orientation; InputError if it has no pixels."""
     try:
         img = ImageOps.exif_transpose(img) or img
     except Exception:  # a broken EXIF block should not lose the image
         pass
     if img.size[0] == 0 or img.size[1] == 0:
         raise InputError(f"{name}: zero-size image")
+    return img
+
+
+def has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
+
+
+def _to_rgb(img: Image.Image, name: str) -> np.ndarray:
+    img = oriented(img, name)
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(img, dtype=np.float64)
@@ -112,6 +127,33 @@ def load_image(src: ImageLike, name: str | None = None) -> np.ndarray:
     return _to_rgb(_open(bytes(src) if isinstance(src, bytearray) else src, name), name)
 
 
+def load_rgba(src: ImageLike, name: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(HxWx3 float32 RGB 0..255, HxW uint8 alpha or None): the colours as stored (not flattened) and the
+    alpha exactly as decoded (also when every pixel is opaque); None when the image has no alpha channel."""
+    name = name or describe(src)
+    if isinstance(src, np.ndarray):
+        arr = np.asarray(src)
+        if arr.ndim != 3 or arr.shape[2] != 4:
+            return load_image(src, name), None
+        a = arr[..., 3].astype(np.float64)
+        if np.issubdtype(arr.dtype, np.floating) and arr[..., :3].max(initial=0) <= 1.0 and a.max(initial=0) <= 1.0:
+            a = a * 255.0
+        alpha = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+        return load_image(arr[..., :3], name), alpha
+    if isinstance(src, Image.Image):
+        img = src
+    elif isinstance(src, (str, os.PathLike, bytes, bytearray)):
+        img = _open(bytes(src) if isinstance(src, bytearray) else src, name)
+    else:
+        raise InputError(f"{name}: cannot read an image from {type(src).__name__}")
+    img = oriented(img, name)
+    if not has_alpha(img):
+        return _to_rgb(img, name), None
+    rgba = np.asarray(img.convert("RGBA"))
+    alpha = np.ascontiguousarray(rgba[..., 3])
+    return rgba[..., :3].astype(np.float32), alpha
+
+
 def fit_size(shape: tuple[int, int], longest: int) -> tuple[int, int]:
     """(h, w) scaled so the longest side is ``longest``, keeping the aspect ratio, each side >= 1."""
     h, w = shape
@@ -142,12 +184,13 @@ def to_uint8(arr: np.ndarray) -> np.ndarray:
 
 
 def encode_png(arr: np.ndarray, text: dict[str, str] | None = None) -> bytes:
-    """PNG bytes of an RGB array, with ``text`` as tEXt/iTXt metadata (provenance)."""
+    """PNG bytes of an HxWx3 (RGB) or HxWx4 (RGBA) array, with ``text`` as tEXt/iTXt metadata (provenance)."""
     info = PngImagePlugin.PngInfo()
     for k, v in (text or {}).items():
         info.add_itxt(k, v)
     buf = io.BytesIO()
-    Image.fromarray(to_uint8(arr), "RGB").save(buf, format="PNG", pnginfo=info, optimize=False)
+    mode = "RGBA" if arr.ndim == 3 and arr.shape[2] == 4 else "RGB"
+    Image.fromarray(to_uint8(arr), mode).save(buf, format="PNG", pnginfo=info, optimize=False)
     return buf.getvalue()
 
 

@@ -24,6 +24,24 @@ def gram(features: tf.Tensor) -> tf.Tensor:
     return tf.matmul(m, m, transpose_a=True) / tf.cast(tf.shape(m)[0], tf.float32)
 
 
+def masked_gram(features: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+    """F^T diag(m) F / sum(m) of a [1, h, w, c] activation and [1, h, w, 1] weights (Gatys et al. 2017):
+    the Gram of the weighted region alone, whatever the size of the rest."""
+    f = tf.cast(features, tf.float32)
+    c = tf.shape(f)[-1]
+    m = tf.reshape(f, [-1, c])
+    w = tf.reshape(tf.cast(weights, tf.float32), [-1, 1])
+    return tf.matmul(m * w, m, transpose_a=True) / (tf.reduce_sum(w) + EPS)
+
+
+def masked_content_loss(features: tf.Tensor, target: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+    """sum(m (F - Fc)^2) / sum(m Fc^2), with [1, h, w, 1] weights m."""
+    f = tf.cast(features, tf.float32)
+    t = tf.cast(target, tf.float32)
+    w = tf.cast(weights, tf.float32)
+    return tf.reduce_sum(w * tf.square(f - t)) / (tf.reduce_sum(w * tf.square(t)) + EPS)
+
+
 def content_loss(features: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     """sum((F - Fc)^2) / sum(Fc^2)."""
     f = tf.cast(features, tf.float32)

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from PIL import ImageColor
+
 from nst_core.errors import InputError
 
 VGG_LAYERS: tuple[str, ...] = (
@@ -107,6 +109,15 @@ class StyleOptions:
     preserve_colors: str = _spec("none", "keep the content's colours: none, luminance (transfer on "
                                  "luminance only) or histogram (match the style's colours to the "
                                  "content's first)", choices=("none", "luminance", "histogram"))
+    mask_feather: float = _spec(1.5, "with a mask: the width in output pixels (Gaussian sigma) over which the "
+                                "stylized part fades into the content just inside the mask's edge; pixels "
+                                "the mask leaves black stay exactly the content; 0: a hard edge", lo=0.0, hi=64.0)
+    mask_output: str = _spec("blend", "what a mask makes of the result: blend (the content where the mask is "
+                             "black, a blend where grey) or alpha (the stylized image with the mask as its alpha "
+                             "channel: a cut-out; times the content's own alpha if it has one)",
+                             choices=("blend", "alpha"))
+    background: str = _spec("white", "colour that transparent pixels are composited onto when the output "
+                            "format has no alpha (JPEG): a CSS colour name or #rrggbb", regex=r"^.+$")
     seed: int = _spec(0, "random seed; the same seed gives the same image on the same machine",
                       lo=0, hi=2**31 - 1)
     precision: str = _spec("auto", "compute precision: auto picks mixed bfloat16 on CPUs with "
@@ -140,6 +151,16 @@ class StyleOptions:
                              f"{len(self.style_layers)} style layers")
         if not self.init:
             raise InputError("option init: empty")
+        self.background_rgb()
+
+    def background_rgb(self) -> tuple[int, int, int]:
+        """``background`` as (r, g, b); InputError naming the option if it is no colour."""
+        try:
+            r, g, b = ImageColor.getrgb(self.background)[:3]
+        except ValueError:
+            raise InputError(f"option background: {self.background!r} is not a colour (a name such as white, "
+                             "or #rrggbb)") from None
+        return r, g, b
 
     @property
     def init_path(self) -> str | None:
@@ -172,8 +193,14 @@ class StyleOptions:
         return {k: v for k, v in self.to_dict().items() if FIELD_SCOPES[k] == "pair"}
 
     def stable_hash(self) -> str:
-        """Hash of the per-pair options: equal options give equal hashes across runs and machines."""
-        blob = json.dumps(self.pair_dict(), sort_keys=True, separators=(",", ":"))
+        """Hash of the per-pair options: equal options give equal hashes across runs and machines.
+
+        Fields of :data:`HASHED_IF_SET` count only when set to other than their default, so outputs made
+        before they existed are still found done.
+        """
+        values = {k: v for k, v in self.pair_dict().items()
+                  if k not in HASHED_IF_SET or v != _DEFAULTS[k]}
+        blob = json.dumps(values, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def scales(self) -> list[int]:
@@ -259,6 +286,8 @@ def _coerce(name: str, typ: Any, raw: Any) -> Any:
 
 
 FIELDS = dataclasses.fields(StyleOptions)
+HASHED_IF_SET = ("mask_feather", "mask_output", "background")  # added after catalogs had outputs (issue 18)
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(StyleOptions) if f.name in HASHED_IF_SET}
 FIELD_SCOPES = {f.name: f.metadata["scope"] for f in FIELDS}
 PAIR_FIELDS = tuple(f.name for f in FIELDS if f.metadata["scope"] == "pair")
 

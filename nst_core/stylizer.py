@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from nst_core import __version__, color, images, losses, optimize, tiling
+from nst_core import __version__, color, images, losses, masks, optimize, tiling
 from nst_core.cache import LoadOnce
 from nst_core.errors import InputError, NumericalError
 from nst_core.features import VGGFeatures, configure_devices, resolve_precision
@@ -47,7 +47,7 @@ def versions() -> dict[str, str]:
 class Result:
     """One stylised pair: the image, its final losses, a per-step trace and provenance."""
 
-    image: np.ndarray  # HxWx3 uint8 RGB
+    image: np.ndarray  # HxWx3 uint8 RGB, or HxWx4 RGBA when the content had alpha
     losses: dict[str, float]  # content, style, tv, total (weighted total)
     steps: int
     seconds: float
@@ -58,9 +58,28 @@ class Result:
     styles: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=versions)
     retried: str = ""
+    mask: str = ""  # the mask's name, when one was given
+    region: float = 1.0  # the mean loss weight: the stylized share of the image (alpha x mask)
+    flattened_onto: str = ""  # set by image_for(keeps_alpha=False): the colour the alpha was composited onto
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.image.ndim == 3 and self.image.shape[2] == 4
+
+    def image_for(self, keeps_alpha: bool) -> np.ndarray:
+        """The array to encode: as is for a format that keeps alpha; for one that does not (JPEG), RGB
+        composited onto ``options.background``, which the metrics then record."""
+        if keeps_alpha or not self.has_alpha:
+            return self.image
+        rgb = self.options.background_rgb()
+        self.flattened_onto = "#{:02x}{:02x}{:02x}".format(*rgb)
+        return images.to_uint8(masks.onto_background(self.image, rgb))
 
     def metrics(self) -> dict[str, Any]:
+        alpha = ("composited onto " + self.flattened_onto) if self.flattened_onto else \
+            ("kept" if self.has_alpha else "none")
         return {"content": self.content, "styles": self.styles, "losses": self.losses, "steps": self.steps,
+                "mask": self.mask or None, "alpha": alpha, "region": round(self.region, 6),
                 "seconds": round(self.seconds, 3), "size": list(self.image.shape[:2]),  # [height, width]
                 "height": int(self.image.shape[0]), "width": int(self.image.shape[1]),
                 "precision": self.precision, "options": self.options.to_dict(), "seed": self.options.seed,
@@ -129,13 +148,13 @@ class Stylizer:
         key = (pooling, precision or self.precision)
         return self._features.get(key, lambda: VGGFeatures(self._weights, key[1], pooling))
 
-    def _loss_fn(self, opts: StyleOptions, precision: str, grad: bool = True):
+    def _loss_fn(self, opts: StyleOptions, precision: str, grad: bool = True, masked: bool = False):
         """A traced ``f(x, content_target, style_targets, layer_weights, weights)``.
 
         Returns ``(total, content, style, tv, grad)``, or without ``grad`` when ``grad=False``
         (used once per pair to report the final losses on the configured layers; not traced).
         """
-        key = (opts.content_layer, opts.style_layers, opts.pooling, precision, grad)
+        key = (opts.content_layer, opts.style_layers, opts.pooling, precision, grad, masked)
         if key in self._loss_fns:
             return self._loss_fns[key]
         feats = self.features(opts.pooling, precision)
@@ -149,20 +168,29 @@ class Stylizer:
             tf.TensorSpec([len(style_layers)], tf.float32),
             tf.TensorSpec([3], tf.float32),
         ]
+        if masked:  # per layer of `layers`, the weight of each position (nst_core.masks.layer_weights)
+            signature.append(tuple(tf.TensorSpec([1, None, None, 1], tf.float32) for _ in layers))
 
-        def parts(x, content_target, style_targets, layer_weights, weights):
+        def parts(x, content_target, style_targets, layer_weights, weights, region=None):
             acts = feats(x, layers)
-            c = losses.content_loss(acts[content_layer], content_target)
-            s = tf.add_n([layer_weights[i] * losses.style_layer_loss(losses.gram(acts[name]), style_targets[i])
-                          for i, name in enumerate(style_layers)])
+            if region is None:
+                c = losses.content_loss(acts[content_layer], content_target)
+                grams = [losses.gram(acts[name]) for name in style_layers]
+            else:
+                w = dict(zip(layers, region))
+                c = losses.masked_content_loss(acts[content_layer], content_target, w[content_layer])
+                grams = [losses.masked_gram(acts[name], w[name]) for name in style_layers]
+            s = tf.add_n([layer_weights[i] * losses.style_layer_loss(grams[i], style_targets[i])
+                          for i in range(len(style_layers))])
             tv = losses.tv_loss(x)
             return weights[0] * c + weights[1] * s + weights[2] * tv, c, s, tv
 
         @tf.function(input_signature=signature, autograph=False)
-        def loss_and_grad(x, content_target, style_targets, layer_weights, weights):
+        def loss_and_grad(x, content_target, style_targets, layer_weights, weights, *region):
             with tf.GradientTape() as tape:
                 tape.watch(x)
-                total, c, s, tv = parts(x, content_target, style_targets, layer_weights, weights)
+                total, c, s, tv = parts(x, content_target, style_targets, layer_weights, weights,
+                                        region[0] if region else None)
                 scaled = total * loss_scale
             return total, c, s, tv, tape.gradient(scaled, x) / loss_scale
 
@@ -172,14 +200,14 @@ class Stylizer:
         self._loss_fns[key] = fn
         return fn
 
-    def _trace_ahead(self, option_sets: list[StyleOptions], precision: str) -> None:
+    def _trace_ahead(self, option_sets: list[StyleOptions], precision: str, masked: bool = False) -> None:
         """Trace the loss functions this pair will need in a background thread.
 
         Tracing is Python work and a step is TensorFlow work that releases the GIL, so the shallow
         final scale's function gets traced while the coarse scales run, and the first one while the
         first targets are computed (benchmarks/RESULTS.md, Engine vs peer: cold-run overheads).
         """
-        fns = [self._loss_fn(o, precision) for o in option_sets]
+        fns = [self._loss_fn(o, precision, masked=masked) for o in option_sets]
 
         def trace() -> None:
             try:
@@ -190,8 +218,8 @@ class Stylizer:
 
         threading.Thread(target=trace, name="nst-trace-ahead", daemon=True).start()
 
-    def _loss_only(self, opts: StyleOptions, precision: str):
-        return self._loss_fn(opts, precision, grad=False)
+    def _loss_only(self, opts: StyleOptions, precision: str, masked: bool = False):
+        return self._loss_fn(opts, precision, grad=False, masked=masked)
 
     def _content_target(self, opts: StyleOptions, precision: str, content: np.ndarray) -> tf.Tensor:
         feats = self.features(opts.pooling, precision)
@@ -221,11 +249,15 @@ class Stylizer:
     def stylize(self, content: images.ImageLike, style: images.ImageLike | Sequence[images.ImageLike],
                 options: StyleOptions | None = None, *, progress: ProgressFn | None = None,
                 content_name: str | None = None, style_names: Sequence[str] | None = None,
-                init_image: images.ImageLike | None = None) -> Result:
+                init_image: images.ImageLike | None = None, mask: images.ImageLike | None = None,
+                mask_name: str | None = None) -> Result:
         """Stylise one pair; retries once in float32 with Adam if the loss turns NaN/Inf.
 
         ``init_image`` (decoded bytes, array, PIL image) stands in for reading ``options.init`` as a
         local path, for callers that fetch it themselves (the pipeline reads gs:// objects).
+        A content with alpha is stylized where it is not transparent and comes back RGBA with its alpha;
+        ``mask`` (greyscale, any size: white stylize, black keep the content, grey blend) limits the
+        losses and the result to its region (:mod:`nst_core.masks`).
         """
         opts = options or self.options
         t0 = time.perf_counter()
@@ -234,7 +266,12 @@ class Stylizer:
             raise InputError("style: at least one style image is needed")
         style_names = list(style_names or [images.describe(s) for s in styles])
         content_name = content_name or images.describe(content)
-        content_arr = images.load_image(content, content_name)
+        content_arr, alpha = images.load_rgba(content, content_name)
+        mask_name = mask_name or (images.describe(mask) if mask is not None else "")
+        region = masks.build_region(alpha, None if mask is None else
+                                    masks.load_mask(mask, f"mask {mask_name}", content_arr.shape[:2]),
+                                    content_name, opts.mask_feather, opts.mask_output == "alpha")
+        work_arr = content_arr if region is None or region.alpha is None else masks.bleed(content_arr, region.alpha)
         style_arrs = [images.load_image(s, n) for s, n in zip(styles, style_names)]
         init_arr = None
         if opts.init_path:
@@ -247,23 +284,27 @@ class Stylizer:
             raise InputError("option style_blend: the weights add up to zero")
         retried = ""
         try:
-            image, parts, trace = self._run(opts, self.precision, content_arr, style_arrs, blend, progress, init_arr,
-                                            content_name)
+            image, parts, trace = self._run(opts, self.precision, work_arr, style_arrs, blend, progress, init_arr,
+                                            content_name, region)
         except NumericalError as first:
             retried = f"{first}; retried in float32 with Adam"
             safe = opts.replace(optimizer="adam", learning_rate=min(opts.learning_rate, 2.0))
             try:
-                image, parts, trace = self._run(safe, "float32", content_arr, style_arrs, blend, progress,
-                                                init_arr, content_name)
+                image, parts, trace = self._run(safe, "float32", work_arr, style_arrs, blend, progress,
+                                                init_arr, content_name, region)
             except NumericalError as second:
                 raise NumericalError(f"{content_name}: {first}; the float32 retry failed too: {second}") from None
+        if region is not None:
+            image = masks.composite(image, content_arr, region, image.shape[:2])
+        image = masks.with_opaque_alpha(image, alpha)
         return Result(image=images.to_uint8(image), losses=parts, steps=len(trace),
                       seconds=time.perf_counter() - t0, trace=trace, options=opts, precision=self.precision
-                      if not retried else "float32", content=content_name, styles=style_names, retried=retried)
+                      if not retried else "float32", content=content_name, styles=style_names, retried=retried,
+                      mask=mask_name, region=region.fraction() if region is not None else 1.0)
 
     def _run(self, opts: StyleOptions, precision: str, content: np.ndarray, styles: list[np.ndarray],
              blend: list[float], progress: ProgressFn | None, init_arr: np.ndarray | None = None,
-             name: str = "content"):
+             name: str = "content", region: masks.Region | None = None):
         luminance_only = opts.preserve_colors == "luminance"
         if opts.preserve_colors == "histogram":
             styles = [color.match_colors(s, content) for s in styles]
@@ -282,7 +323,7 @@ class Stylizer:
         budget = tiling.budget_bytes(opts.memory_budget)
         # A size the budget can never serve is rejected before any work (the pipeline makes it the row's error).
         self._plan(stage_opts[stages[-1][2]], precision, final_hw, budget, name)
-        self._trace_ahead([opts] + ([refine] if refine is not None else []), precision)
+        self._trace_ahead([opts] + ([refine] if refine is not None else []), precision, masked=region is not None)
         curvature: optimize.Curvature = []
         prev_stage = ""
         look = np.zeros((1, 1, 3), np.float32)  # the look_size result, which the detail scales keep
@@ -292,21 +333,28 @@ class Stylizer:
             c_img = images.resize(work_content, hw)
             tiles = self._plan(o, precision, hw, budget, name)
             history = tiling.LBFGS_HISTORY_TILED if len(tiles) > 1 else tiling.LBFGS_HISTORY
+            weight = region.weight_at(hw) if region is not None else None
+            keep = None if weight is None else weight == 0  # pixels outside the region: held at the content
             if x is None:
                 x = self._init(opts, c_img, styles[0], init_arr, hw, rng)
             else:
                 # Curvature carries over between scales of the same objective (coarse to coarse, detail to detail).
                 same = stage == "detail" or (stage == "full" and prev_stage == "full")
                 curvature = _carry_curvature(curvature[-history:], x.shape[:2], hw) if same else []
+                if keep is not None:
+                    curvature = [(np.where(keep[..., None], 0, a), np.where(keep[..., None], 0, b))
+                                 for a, b in curvature]
                 x = _upsample(x, c_img, opts.upsample_detail)
+            x = _hold(x, c_img, keep)
             prev_stage = stage
             if steps == 0:
                 if stage == "detail":
-                    x = _back_project(x, look)
+                    x = _hold(_back_project(x, look), c_img, keep)
                 else:
                     look = x
                 continue
-            objective = self._objective(o, precision, c_img, styles, blend_w, hw, tiles)
+            objective = self._objective(o, precision, c_img, styles, blend_w, hw, tiles, weight)
+            held = c_img if keep is not None else None
             del c_img  # the objective holds its features; one image less during the steps
 
             def on_step(p: dict, arr: np.ndarray, _scale=idx, _hw=hw, _stage=stage, _tiles=len(tiles)) -> None:
@@ -324,8 +372,10 @@ class Stylizer:
             del objective  # its content features are image-sized
             if stage == "detail":
                 x = _back_project(x, look)
-            else:
+            x = _hold(x, held, keep)
+            if stage != "detail":
                 look = x
+            del held
         curvature = []
         if x is None or x.shape[:2] != final_hw:
             x = images.resize(x if x is not None else work_content, final_hw)
@@ -335,15 +385,17 @@ class Stylizer:
         c_img = images.resize(work_content, eval_hw)
         x_eval = images.resize(x, eval_hw)
         tiles = self._plan(opts, precision, eval_hw, budget, name, backward=False)
+        levels = _levels(region.weight_at(eval_hw)) if region is not None else None
         if len(tiles) == 1:
             loss_fn, c_target, s_targets, lw, wts = self._problem(opts, precision, c_img, styles, blend_w, eval_hw)
-            total, c, s, tv = self._loss_only(opts, precision)(tf.constant(x_eval[None]), c_target, s_targets, lw,
-                                                                wts)
+            extra = [_region_args(opts, levels)] if levels is not None else []
+            total, c, s, tv = self._loss_only(opts, precision, levels is not None)(
+                tf.constant(x_eval[None]), c_target, s_targets, lw, wts, *extra)
         else:
-            tv_ = self._tiled(opts, precision)
+            tv_ = self._tiled(opts, precision, masked=levels is not None)
             total, c, s, tv, _ = tv_.loss(x_eval, tiles, tv_.content_features(c_img, tiles),
                                           self._blended_targets(opts, precision, styles, blend_w, eval_hw),
-                                          *self._loss_weights(opts), grad=False)
+                                          *self._loss_weights(opts), grad=False, region=levels)
         parts = {"content": float(c), "style": float(s), "tv": float(tv), "total": float(total)}
         if not np.isfinite(parts["total"]):
             raise NumericalError(f"final loss is {parts['total']}")
@@ -357,35 +409,45 @@ class Stylizer:
         return tiling.plan_scale(hw, deepest, o.content_layer, budget, self.features(o.pooling, precision).dtype.size,
                                  backward, name)
 
-    def _tiled(self, o: StyleOptions, precision: str, with_content: bool = True) -> tiling.TiledVGG:
+    def _tiled(self, o: StyleOptions, precision: str, with_content: bool = True,
+               masked: bool = False) -> tiling.TiledVGG:
         content_layer = o.content_layer if with_content else None
-        key = ("tiled", o.style_layers, content_layer, o.pooling, precision)
+        key = ("tiled", o.style_layers, content_layer, o.pooling, precision, masked)
         if key not in self._loss_fns:
             self._loss_fns[key] = tiling.TiledVGG(self.features(o.pooling, precision), o.style_layers,
-                                                  content_layer, losses.loss_scale(precision))
+                                                  content_layer, losses.loss_scale(precision), masked=masked)
         return self._loss_fns[key]
 
     def _objective(self, o: StyleOptions, precision: str, c_img: np.ndarray, styles: list[np.ndarray],
-                   blend_w: np.ndarray, hw: tuple[int, int], tiles: list[tiling.Tile]) -> optimize.Objective:
-        """``f(x) -> (total, parts, grad)`` at one scale: one traced call untiled, two tile passes when tiled."""
+                   blend_w: np.ndarray, hw: tuple[int, int], tiles: list[tiling.Tile],
+                   weight: np.ndarray | None = None) -> optimize.Objective:
+        """``f(x) -> (total, parts, grad)`` at one scale: one traced call untiled, two tile passes when tiled.
+
+        With a region ``weight`` (HxW, 0..1) the losses count each position by it, and the gradient is
+        zero where it is 0: those pixels stay as they start (the content).
+        """
+        levels = _levels(weight) if weight is not None else None
+        frozen = weight == 0 if weight is not None and not weight.all() else None
         if len(tiles) == 1:
-            loss_fn, c_target, s_targets, lw, wts = self._problem(o, precision, c_img, styles, blend_w, hw)
+            loss_fn, c_target, s_targets, lw, wts = self._problem(o, precision, c_img, styles, blend_w, hw,
+                                                                  masked=levels is not None)
+            extra = [_region_args(o, levels)] if levels is not None else []
 
             def objective(arr: np.ndarray):
-                total, c, s, tv, g = loss_fn(tf.constant(arr[None]), c_target, s_targets, lw, wts)
+                total, c, s, tv, g = loss_fn(tf.constant(arr[None]), c_target, s_targets, lw, wts, *extra)
                 p = {"content": float(c), "style": float(s), "tv": float(tv), "total": float(total)}
-                return p["total"], p, g.numpy()[0]
+                return p["total"], p, _zero(g.numpy()[0], frozen)
 
             return objective
-        tv_ = self._tiled(o, precision)
+        tv_ = self._tiled(o, precision, masked=levels is not None)
         c_feats = tv_.content_features(c_img, tiles)
         s_targets = self._blended_targets(o, precision, styles, blend_w, hw)
         lw_np, wts_np = self._loss_weights(o)
 
         def tiled_objective(arr: np.ndarray):
-            total, c, s, tv, g = tv_.loss(arr, tiles, c_feats, s_targets, lw_np, wts_np)
+            total, c, s, tv, g = tv_.loss(arr, tiles, c_feats, s_targets, lw_np, wts_np, region=levels)
             p = {"content": c, "style": s, "tv": tv, "total": total}
-            return total, p, g
+            return total, p, _zero(g, frozen)
 
         return tiled_objective
 
@@ -401,12 +463,13 @@ class Stylizer:
                      for i in range(len(opts.style_layers)))
 
     def _problem(self, opts: StyleOptions, precision: str, c_img: np.ndarray, styles: list[np.ndarray],
-                 blend_w: np.ndarray, hw: tuple[int, int]):
-        """Loss function and its constant inputs (content target, blended Gram targets, weights)."""
+                 blend_w: np.ndarray, hw: tuple[int, int], masked: bool = False):
+        """Loss function and its constant inputs (content target, blended Gram targets, weights); ``masked``:
+        the function takes the region's weights (:func:`_region_args`) as one more argument."""
         c_target = self._content_target(opts, precision, c_img)
         s_targets = self._blended_targets(opts, precision, styles, blend_w, hw)
         lw, wts = self._loss_weights(opts)
-        return self._loss_fn(opts, precision), c_target, s_targets, tf.constant(lw), tf.constant(wts)
+        return self._loss_fn(opts, precision, masked=masked), c_target, s_targets, tf.constant(lw), tf.constant(wts)
 
     @staticmethod
     def _init(opts: StyleOptions, content: np.ndarray, style: np.ndarray, init_arr: np.ndarray | None,
@@ -419,6 +482,30 @@ class Stylizer:
             return images.resize(style, hw)
         assert init_arr is not None  # loaded (and validated) in stylize()
         return images.resize(init_arr, hw)
+
+
+def _levels(weight: np.ndarray) -> list[np.ndarray]:
+    """A region's weight on the grid of every pooling level VGG19 has (block1 .. block5)."""
+    return masks.layer_weights(weight, tiling.level(VGG_LAYERS[-1]))
+
+
+def _region_args(opts: StyleOptions, levels: list[np.ndarray]) -> tuple[tf.Tensor, ...]:
+    """The masked loss function's last argument: per layer of :func:`losses.feature_layers`, its level's weights."""
+    return tuple(tf.constant(levels[tiling.level(name)][None, ..., None]) for name in losses.feature_layers(opts))
+
+
+def _zero(g: np.ndarray, frozen: np.ndarray | None) -> np.ndarray:
+    if frozen is not None:
+        g = g if g.flags.writeable else g.copy()
+        g[frozen] = 0.0
+    return g
+
+
+def _hold(x: np.ndarray, content: np.ndarray | None, keep: np.ndarray | None) -> np.ndarray:
+    """``x`` with the pixels outside the region (``keep``) set back to the content."""
+    if keep is None or content is None or not keep.any():
+        return x
+    return np.where(keep[..., None], content, x).astype(np.float32)
 
 
 def _upsample(x: np.ndarray, content: np.ndarray, detail: float) -> np.ndarray:

@@ -197,22 +197,25 @@ class TiledVGG:
     """Tile passes of one VGG19 stack for one set of (style) layers and an optional content layer."""
 
     def __init__(self, feats: VGGFeatures, style_layers: tuple[str, ...], content_layer: str | None,
-                 loss_scale: float = 1.0):
+                 loss_scale: float = 1.0, masked: bool = False):
         self.feats = feats
         self.style_layers = style_layers
         self.content_layer = content_layer
         self.layers = tuple(sorted(set(style_layers) | ({content_layer} if content_layer else set()),
                                    key=VGG_LAYERS.index))
         self.loss_scale = loss_scale
+        self.masked = masked  # the losses weight each position (a mask or alpha, nst_core.masks)
         n = len(style_layers)
         dt = feats.dtype
         box = tf.TensorSpec([len(self.layers), 4], tf.int32)
         tile = tf.TensorSpec([1, None, None, 3], tf.float32)
         ctile = tf.TensorSpec([1, None, None, None], dt)
         coefs = tuple(tf.TensorSpec([None, None], tf.float32) for _ in range(n))
-        self.forward = tf.function(self._forward, input_signature=[tile, box, ctile], autograph=False)
+        wts = [tuple(tf.TensorSpec([1, None, None, 1], tf.float32) for _ in self.layers)] if masked else []
+        self.forward = tf.function(self._forward, input_signature=[tile, box, ctile, *wts], autograph=False)
         self.backward = tf.function(self._backward, input_signature=[tile, box, ctile, coefs,
-                                                                     tf.TensorSpec([], tf.float32)], autograph=False)
+                                                                     tf.TensorSpec([], tf.float32), *wts],
+                                    autograph=False)
         self.features = tf.function(self._features, input_signature=[tile, box], autograph=False)
 
     def _cores(self, x, boxes):
@@ -220,28 +223,31 @@ class TiledVGG:
         return {name: tf.slice(acts[name], [0, boxes[i, 0], boxes[i, 1], 0], [1, boxes[i, 2], boxes[i, 3], -1])
                 for i, name in enumerate(self.layers)}
 
-    def _sums(self, x, boxes, c_tile):
+    def _sums(self, x, boxes, c_tile, wts=None):
         cores = self._cores(x, boxes)
+        w = dict(zip(self.layers, wts)) if wts is not None else {}
         sums = []
         for name in self.style_layers:
             f = tf.cast(cores[name], tf.float32)
             m = tf.reshape(f, [-1, tf.shape(f)[-1]])
-            sums.append(tf.matmul(m, m, transpose_a=True))
+            mw = m * tf.reshape(w[name], [-1, 1]) if w else m
+            sums.append(tf.matmul(mw, m, transpose_a=True))
         if self.content_layer:
             diff = tf.cast(cores[self.content_layer], tf.float32) - tf.cast(c_tile, tf.float32)
-            csum = tf.reduce_sum(tf.square(diff))
+            sq = tf.square(diff) * w[self.content_layer] if w else tf.square(diff)
+            csum = tf.reduce_sum(sq)
         else:
             csum = tf.constant(0.0)
         return sums, csum
 
-    def _forward(self, x, boxes, c_tile):
-        sums, csum = self._sums(x, boxes, c_tile)
+    def _forward(self, x, boxes, c_tile, wts=None):
+        sums, csum = self._sums(x, boxes, c_tile, wts)
         return tuple(sums), csum
 
-    def _backward(self, x, boxes, c_tile, coefs, c_coef):
+    def _backward(self, x, boxes, c_tile, coefs, c_coef, wts=None):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            sums, csum = self._sums(x, boxes, c_tile)
+            sums, csum = self._sums(x, boxes, c_tile, wts)
             lin = tf.add_n([tf.reduce_sum(c * s) for c, s in zip(coefs, sums)]) + c_coef * csum
             scaled = lin * self.loss_scale
         return tape.gradient(scaled, x) / self.loss_scale
@@ -266,20 +272,41 @@ class TiledVGG:
         s = 2 ** level(layer)
         return -(-hw[0] // s) * -(-hw[1] // s)
 
-    def grams(self, img: np.ndarray, tiles: list[Tile]) -> tuple[list[tf.Tensor], float]:
-        """Global Grams of ``img``'s style layers (and the content sum, when a target is set: see ``loss``)."""
-        return self._stats(img, tiles, None)
+    def _denominator(self, hw: tuple[int, int], layer: str, weights: list[np.ndarray] | None) -> float:
+        """What a Gram's sum is divided by: the positions, or the sum of their weights when masked."""
+        if weights is None:
+            return float(self.positions(hw, layer))
+        return float(np.sum(weights[level(layer)], dtype=np.float64)) + losses.EPS
 
-    def _stats(self, img: np.ndarray, tiles: list[Tile], c_target: np.ndarray | None):
+    def _tile_weights(self, weights: list[np.ndarray] | None, t: Tile) -> list[tuple[tf.Tensor, ...]]:
+        """The masked functions' last argument: each layer's weights over the tile's core; nothing unmasked."""
+        if not self.masked:
+            return []
+        assert weights is not None, "a masked TiledVGG needs the per-level weights"
+        out = []
+        for name in self.layers:
+            rows, cols = t.core_slice(level(name))
+            out.append(tf.constant(np.ascontiguousarray(weights[level(name)][rows, cols])[None, ..., None]))
+        return [tuple(out)]
+
+    def grams(self, img: np.ndarray, tiles: list[Tile],
+              weights: list[np.ndarray] | None = None) -> tuple[list[tf.Tensor], float]:
+        """Global Grams of ``img``'s style layers (masked: over the ``weights`` per pooling level, see
+        :func:`nst_core.masks.layer_weights`), and the content sum when a target is set (see ``loss``)."""
+        return self._stats(img, tiles, None, weights)
+
+    def _stats(self, img: np.ndarray, tiles: list[Tile], c_target: np.ndarray | None,
+               weights: list[np.ndarray] | None = None):
         hw = img.shape[:2]
         sums: list[tf.Tensor] | None = None
         csum = 0.0
         for t in tiles:
-            s, c = self.forward(self._tile_input(img, t), self._boxes(t), self._c_tile(c_target, t))
+            s, c = self.forward(self._tile_input(img, t), self._boxes(t), self._c_tile(c_target, t),
+                                *self._tile_weights(weights, t))
             sums = list(s) if sums is None else [a + b for a, b in zip(sums, s)]
             csum += float(c)
         assert sums is not None
-        grams = [s / float(self.positions(hw, name)) for s, name in zip(sums, self.style_layers)]
+        grams = [s / self._denominator(hw, name, weights) for s, name in zip(sums, self.style_layers)]
         return grams, csum
 
     def content_features(self, img: np.ndarray, tiles: list[Tile]) -> np.ndarray:
@@ -295,10 +322,15 @@ class TiledVGG:
         return out
 
     def loss(self, x: np.ndarray, tiles: list[Tile], c_target: np.ndarray, s_targets, layer_weights: np.ndarray,
-             weights: np.ndarray, grad: bool = True):
-        """(total, content, style, tv, grad or None) of the whole image, as the untiled loss computes them."""
-        grams, csum = self._stats(x, tiles, c_target)
-        c_energy = float(np.sum(np.square(c_target, dtype=np.float32), dtype=np.float64)) + losses.EPS
+             weights: np.ndarray, grad: bool = True, region: list[np.ndarray] | None = None):
+        """(total, content, style, tv, grad or None) of the whole image, as the untiled loss computes them;
+        ``region``: per pooling level, the weights of a masked TiledVGG."""
+        grams, csum = self._stats(x, tiles, c_target, region)
+        energy = np.square(c_target, dtype=np.float32)
+        if region is not None:
+            energy = energy * region[level(self.content_layer)][..., None]
+        c_energy = float(np.sum(energy, dtype=np.float64)) + losses.EPS
+        del energy
         c = csum / c_energy
         g_vars = [tf.convert_to_tensor(g) for g in grams]
         with tf.GradientTape() as tape:
@@ -310,13 +342,14 @@ class TiledVGG:
         total = float(weights[0]) * c + float(weights[1]) * float(s) + float(weights[2]) * float(tv)
         if not grad:
             return total, c, float(s), float(tv), None
-        coefs = tuple(float(weights[1]) * d / float(self.positions(x.shape[:2], name))
+        coefs = tuple(float(weights[1]) * d / self._denominator(x.shape[:2], name, region)
                       for d, name in zip(d_grams, self.style_layers))
         c_coef = tf.constant(float(weights[0]) / c_energy, tf.float32)
         g = tv_grad.numpy()[0] * float(weights[2])
         del tv_grad  # image-sized
         for t in tiles:
-            gt = self.backward(self._tile_input(x, t), self._boxes(t), self._c_tile(c_target, t), coefs, c_coef)
+            gt = self.backward(self._tile_input(x, t), self._boxes(t), self._c_tile(c_target, t), coefs, c_coef,
+                               *self._tile_weights(region, t))
             g[t.oy0:t.oy1, t.ox0:t.ox1] += gt.numpy()[0]
         return total, c, float(s), float(tv), g
 

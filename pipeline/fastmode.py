@@ -265,12 +265,14 @@ class FastStylizeDoFn(PairDoFn):
         from nst_core import fast
 
         content = inputs.get(pair.content, "content")
+        mask = inputs.get(pair.mask, "mask") if pair.mask else None
         inputs.get(pair.styles[0], "style", cached=True)  # recorded: the network was trained on these bytes
         network = self.resources().network(path, on_load=self.loaded.inc)
         scorer = self.engine().model  # its VGG19 scores the pass (thread-safe parts only)
         with network.lock:
             result = fast.stylize_with_network(network.model, content, size=pair.options.size,
                                                content_name=pair.content, precision=pair.options.precision,
-                                               weights=pair.options.weights, stylizer=scorer)
+                                               weights=pair.options.weights, stylizer=scorer,
+                                               mask=mask, mask_name=pair.mask)
         result.network["path"] = storage.redact(path)
         return result

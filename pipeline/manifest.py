@@ -28,7 +28,8 @@ from nst_core.options import FIELD_SCOPES, PAIR_FIELDS
 from pipeline import storage
 
 ID_MAX_LEN = 120
-RESERVED = ("id", "content", "style")
+RESERVED = ("id", "content", "style", "mask")
+MASK_FIELDS = ("{stem}", "{name}")  # what --masks may name of each content file
 _BAD_ID_CHARS = re.compile(r'[/\\<>:"|?*\x00-\x1f\x7f]')
 _SURROGATE = re.compile(r"[\udc80-\udcff]")
 # Slashes that are not '/' or '\\' but read as one (NFKC folds the full-width ones; these it does not).
@@ -56,6 +57,7 @@ class Pair:
     fingerprint: str  # what decides the output; a stored metrics file with another one is stale
     row: dict[str, Any] = field(default_factory=dict, compare=False)
     derived_id: bool = False  # the id was made from the file names, not given by the row
+    mask: str | None = None  # greyscale image of where to stylize (white) and keep the content (black)
 
 
 @dataclass(frozen=True)
@@ -69,9 +71,11 @@ class RowError:
     stage: str = "parse"
 
 
-def fingerprint(content: str, styles: Iterable[str], options: StyleOptions) -> str:
-    blob = json.dumps({"content": content, "styles": list(styles), "options": options.stable_hash()},
-                      sort_keys=True)
+def fingerprint(content: str, styles: Iterable[str], options: StyleOptions, mask: str | None = None) -> str:
+    what = {"content": content, "styles": list(styles), "options": options.stable_hash()}
+    if mask:  # only when set: the fingerprints of pairs without a mask stay as they were
+        what["mask"] = mask
+    blob = json.dumps(what, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -128,20 +132,25 @@ def build_pair(row: dict[str, Any], line: int, base_dir: str, base: StyleOptions
         unknown = sorted(k for k in overrides if k not in FIELD_SCOPES)
         if unknown:
             raise InputError(f"unknown column(s) {', '.join(map(repr, unknown))}; a row may set id, content, "
-                             f"style and {', '.join(PAIR_FIELDS)}")
+                             f"style, mask and {', '.join(PAIR_FIELDS)}")
         engine_only = sorted(k for k in overrides if k in FIELD_SCOPES and FIELD_SCOPES[k] != "pair")
         if engine_only:
             raise InputError(f"{', '.join(engine_only)}: set for the whole run (--{engine_only[0]}), not per row")
         options = StyleOptions.from_dict(overrides, base=base)
         if "init" in overrides and options.init_path:  # a row's start image: resolved like content and style
             options = options.replace(init=storage.resolve(base_dir, options.init_path))
+        mask = row.get("mask")
+        if _nonempty(mask) and not isinstance(mask, str):
+            raise InputError(f"mask: expected a path, got {type(mask).__name__}")
+        mask = storage.resolve(base_dir, mask) if _nonempty(mask) else None
         content = storage.resolve(base_dir, content)
         styles = tuple(storage.resolve(base_dir, s) for s in styles)
-        for name, path in zip(("content", *["style"] * len(styles)), (content, *styles)):
-            if not storage.supported(path):
+        named = zip(("content", *["style"] * len(styles), "mask"), (content, *styles, mask))
+        for name, path in named:
+            if path is not None and not storage.supported(path):
                 raise InputError(f"{name} {storage.redact(path)}: no filesystem for this kind of location "
                                  "(use a local path or gs://)")
-        fp = fingerprint(content, styles, options)
+        fp = fingerprint(content, styles, options, mask)
         raw_id = row.get("id")
         if _nonempty(raw_id):
             if not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool):
@@ -153,7 +162,7 @@ def build_pair(row: dict[str, Any], line: int, base_dir: str, base: StyleOptions
         rid = row.get("id") if isinstance(row.get("id"), str) else ""
         return RowError(line=line, reason=storage.redact(str(e)), row=shown, id=_printable({"i": rid or ""})["i"])
     return Pair(id=pair_id, line=line, content=content, styles=styles, options=options, fingerprint=fp, row=shown,
-                derived_id=not _nonempty(raw_id))
+                derived_id=not _nonempty(raw_id), mask=mask)
 
 
 def _stem(path: str) -> str:
@@ -192,7 +201,7 @@ def check_header(header: list[str], name: str) -> None:
     unknown = [c for c in header if c not in RESERVED and c not in FIELD_SCOPES]
     if unknown:
         raise ManifestError(f"manifest {name}: unknown column(s) {', '.join(map(repr, unknown))}; a row may set "
-                            f"id, content, style and {', '.join(PAIR_FIELDS)}")
+                            f"id, content, style, mask and {', '.join(PAIR_FIELDS)}")
     engine_only = [c for c in header if c in FIELD_SCOPES and FIELD_SCOPES[c] != "pair"]
     if engine_only:
         raise ManifestError(f"manifest {name}: column(s) {', '.join(engine_only)} are set for the whole run "
@@ -313,19 +322,30 @@ def _refuse_duplicates(items: list[Pair | RowError]) -> Iterator[Pair | RowError
         yield item
 
 
+def mask_path(pattern: str, content: str) -> str:
+    """The mask of ``content`` that ``--masks`` names: ``{stem}`` is the content's file name without its
+    extension, ``{name}`` with it (``masks/{stem}.png``); a pattern naming neither is every content's mask."""
+    name = storage.basename(content)
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    return pattern.replace("{stem}", stem).replace("{name}", name)
+
+
 def cross(contents: list[str], styles: list[str], base: StyleOptions,
-          unusable: dict[str, str] | None = None) -> Iterator[Pair | RowError]:
+          unusable: dict[str, str] | None = None, masks: str | None = None) -> Iterator[Pair | RowError]:
     """Every content x style combination (cross mode), numbered like manifest lines from 1; a file in
-    ``unusable`` (path -> reason) makes no combinations but one row error of its own, numbered after them."""
+    ``unusable`` (path -> reason) makes no combinations but one row error of its own, numbered after them.
+    ``masks``: the pattern of each content's mask (:func:`mask_path`)."""
     unusable = unusable or {}
     good_c = [c for c in contents if c not in unusable]
     good_s = [s for s in styles if s not in unusable]
     pairs: list[Pair | RowError] = []
     for c in good_c:
+        mask = mask_path(masks, c) if masks else None
         for s in good_s:
-            fp = fingerprint(c, (s,), base)
+            fp = fingerprint(c, (s,), base, mask)
+            row = {"content": c, "style": s, **({"mask": mask} if mask else {})}
             pairs.append(Pair(id=readable_id(c, (s,)), line=len(pairs) + 1, content=c, styles=(s,), options=base,
-                              fingerprint=fp, row={"content": c, "style": s}, derived_id=True))
+                              fingerprint=fp, row=row, derived_id=True, mask=mask))
     yield from unique_ids(pairs)
     line = len(pairs)
     for role, files, others in (("content", contents, len(good_s)), ("style", styles, len(good_c))):

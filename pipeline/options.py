@@ -24,6 +24,10 @@ PIPELINE_FLAGS: dict[str, tuple[type, Any, str]] = {
                             "--manifest to stylize every content x style combination; repeat it to take the union "
                             "of several globs"),
     "styles": (str, None, "cross mode: glob of style images (local or gs://); use with --contents; repeatable"),
+    "masks": (str, None, "cross mode: where each content's mask is (greyscale: white stylize, black keep the "
+                         "content, grey blend), a path with {stem} (the content's file name without extension) or "
+                         "{name} (with it), e.g. gs://b/masks/{stem}.png; a missing mask is that content's row "
+                         "errors; a manifest names masks in its mask column instead"),
     "output": (str, None, "output folder (local path or gs://): images/, metrics/, metrics.jsonl, errors.jsonl, "
                           "report.html, summary.json"),
     "thumbnail_size": (int, 160, "longest side in pixels of the thumbnails in report.html"),

@@ -30,7 +30,7 @@ IO_THREADS = 16  # done checks are reads and stats: on gs:// each is a round tri
 def rows_of(opts: Any, base: StyleOptions) -> list[Pair | RowError]:
     if opts.manifest:
         return list(parse(storage.read_bytes(opts.manifest), opts.manifest, base))
-    return cross_rows(opts.contents, opts.styles, base)
+    return cross_rows(opts.contents, opts.styles, base, opts.masks)
 
 
 def _route(pairs: list[Pair], cfg: FastConfig) -> tuple[dict[str, list[Pair]], list[Pair]]:

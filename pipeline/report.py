@@ -25,20 +25,29 @@ img{max-width:var(--t);max-height:var(--t);display:block}.err{color:#a00}.muted{
 
 
 def thumbnail(source: bytes | np.ndarray, size: int) -> str | None:
-    """A JPEG data: URI of ``source`` (encoded image bytes or an RGB array), or None if unreadable."""
+    """A JPEG data: URI of ``source`` (encoded image bytes, an RGB or RGBA array), or None if unreadable;
+    transparency is shown on a grey checkerboard."""
     try:
         if isinstance(source, np.ndarray):
-            img = Image.fromarray(source.astype(np.uint8), "RGB")
+            img = Image.fromarray(source.astype(np.uint8), "RGBA" if source.shape[-1] == 4 else "RGB")
         else:
             img = Image.open(io.BytesIO(source))
             img.draft("RGB", (size, size))
-            img = img.convert("RGB")
         img.thumbnail((size, size))
+        img = _on_checkerboard(img) if img.mode in ("RGBA", "LA", "PA", "P") else img.convert("RGB")
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=80)
     except Exception:  # a report must not fail because one picture is unreadable
         return None
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _on_checkerboard(img: Image.Image) -> Image.Image:
+    rgba = img.convert("RGBA")
+    w, h = rgba.size
+    yy, xx = np.mgrid[0:h, 0:w]
+    board = np.where(((yy // 8 + xx // 8) % 2 == 0)[..., None], 204, 255).astype(np.uint8).repeat(3, axis=2)
+    return Image.alpha_composite(Image.fromarray(board).convert("RGBA"), rgba).convert("RGB")
 
 
 def _img(uri: str | None, alt: str, href: str | None = None) -> str:
@@ -73,7 +82,8 @@ def render(done: Sequence[dict[str, Any]], errors: Sequence[dict[str, Any]], sum
             f"<tr id='{html.escape(rec['id'])}'><td class='num'>{rec.get('line', '')}</td>"
             f"<td>{html.escape(rec['id'])}<br><span class='muted'>{html.escape(rec.get('status', ''))} &middot; "
             f"{html.escape(rec.get('mode') or 'optimize')}</span></td>"
-            f"<td>{_img(sources.get(rec.get('content', '')), rec.get('content', ''))}</td><td>{styles}</td>"
+            f"<td>{_img(sources.get(rec.get('content', '')), rec.get('content', ''))}{_mask(rec, sources)}</td>"
+            f"<td>{styles}</td>"
             f"<td>{_img(rec.get('thumb'), rec['id'], rec.get('image'))}</td>"
             f"<td class='num'>{loss_rows}<br><span class='muted'>{rec.get('steps', '-')} steps, "
             f"{_num(rec.get('seconds'))} s &middot; <a href='{html.escape(rec.get('metrics', ''))}'>metrics</a>"
@@ -90,6 +100,15 @@ def render(done: Sequence[dict[str, Any]], errors: Sequence[dict[str, Any]], sum
         out.append("</table>")
     out.append("</body></html>\n")
     return "\n".join(out)
+
+
+def _mask(rec: dict[str, Any], sources: dict[str, str | None]) -> str:
+    """The pair's mask under its content (a content's own alpha shows as the checkerboard in its thumbnail)."""
+    mask = rec.get("mask")
+    if not mask:
+        return ""
+    return (f"<div class='muted'>mask</div><div style='display:inline-block;border:1px solid #bbb'>"
+            f"{_img(sources.get(mask), mask)}</div>")
 
 
 def _networks(done: Sequence[dict[str, Any]]) -> list[str]:

@@ -100,6 +100,11 @@ def resolve_options(options: PipelineOptions) -> tuple[NSTPipelineOptions, Style
         raise UsageError("cross mode needs both --contents and --styles")
     if not opts.manifest and not cross_mode:
         raise UsageError("give --manifest, or --contents and --styles")
+    if opts.masks and not cross_mode:
+        raise UsageError("--masks: only in cross mode (--contents with --styles); a manifest names each row's mask "
+                         "in its mask column")
+    if opts.masks and storage.is_local(opts.masks):
+        opts.masks = os.path.abspath(opts.masks)  # worker processes may not share our cwd
     if (opts.thumbnail_size or 0) < 0 or (opts.report_max_thumbnails or 0) < 0:
         raise UsageError("--thumbnail_size and --report_max_thumbnails must be >= 0")
     try:
@@ -188,7 +193,7 @@ def build(p: beam.Pipeline, opts: NSTPipelineOptions, base: StyleOptions) -> bea
                 | "ReadManifest" >> beam.ParDo(ReadManifest(base)))
     else:
         source = f"{', '.join(opts.contents)} x {', '.join(opts.styles)}"
-        rows = (p | "Globs" >> beam.Create([(opts.contents, opts.styles)])
+        rows = (p | "Globs" >> beam.Create([(opts.contents, opts.styles, opts.masks)])
                 | "CrossProduct" >> beam.ParDo(CrossPairs(base)))
     rows_in = rows | "CountRows" >> beam.combiners.Count.Globally()
     split = rows | "SplitRows" >> beam.FlatMap(split_rows).with_outputs("errors", main="pairs")

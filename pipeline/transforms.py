@@ -72,15 +72,17 @@ class CrossPairs(beam.DoFn):
         self.base = base
         self.rows = Metrics.counter(NS, "rows_read")
 
-    def process(self, globs: tuple[list[str], list[str]]) -> Iterator[Pair | RowError]:
-        for item in cross_rows(*globs, self.base):
+    def process(self, globs: tuple[list[str], list[str], str | None]) -> Iterator[Pair | RowError]:
+        for item in cross_rows(*globs[:2], self.base, *globs[2:]):
             self.rows.inc()
             yield item
 
 
-def cross_rows(content_globs: list[str], style_globs: list[str], base: StyleOptions) -> list[Pair | RowError]:
+def cross_rows(content_globs: list[str], style_globs: list[str], base: StyleOptions,
+               masks: str | None = None) -> list[Pair | RowError]:
     """Cross mode's rows: every combination of the files the globs match (their union), and one RowError
-    per matched file that is not an image (sniffed; ManifestError if a flag's globs match nothing)."""
+    per matched file that is not an image (sniffed; ManifestError if a flag's globs match nothing);
+    ``masks`` names each content's mask (:func:`pipeline.manifest.mask_path`)."""
     found = []
     for patterns in (content_globs, style_globs):
         paths = sorted({p for g in patterns for p in storage.match(g)})
@@ -90,7 +92,7 @@ def cross_rows(content_globs: list[str], style_globs: list[str], base: StyleOpti
     contents, styles = found
     with ThreadPoolExecutor(SNIFF_THREADS) as pool:  # a round trip each on gs://: overlap them
         verdicts = dict(zip(contents + styles, pool.map(not_an_image, contents + styles)))
-    return list(cross(contents, styles, base, {p: why for p, why in verdicts.items() if why}))
+    return list(cross(contents, styles, base, {p: why for p, why in verdicts.items() if why}, masks))
 
 
 def not_an_image(path: str) -> str:
@@ -162,7 +164,8 @@ class Inputs:
 
 def pair_inputs(pair: Pair) -> list[str]:
     """Every file a pair's output depends on."""
-    return [pair.content, *pair.styles, *([pair.options.init_path] if pair.options.init_path else [])]
+    return [pair.content, *pair.styles, *([pair.options.init_path] if pair.options.init_path else []),
+            *([pair.mask] if pair.mask else [])]
 
 
 def failure_reason(e: Exception, what: str) -> str:
@@ -282,7 +285,7 @@ class PairDoFn(beam.DoFn):
         """One line of metrics.jsonl (plus the report's thumbnail, dropped before writing)."""
         network = metrics.get("network") or {}
         return {"line": pair.line, "id": pair.id, "status": status, "content": pair.content,
-                "styles": list(pair.styles), "mode": metrics.get("mode", "optimize"),
+                "styles": list(pair.styles), "mask": pair.mask, "mode": metrics.get("mode", "optimize"),
                 "losses": metrics.get("losses"), "steps": metrics.get("steps"),
                 "seconds": metrics.get("seconds"), "size": metrics.get("size"),
                 "precision": metrics.get("precision"), "retried": metrics.get("retried", ""),
@@ -312,13 +315,14 @@ class StylizeDoFn(PairDoFn):
         content = inputs.get(pair.content, "content")
         styles = [inputs.get(s, "style", cached=True) for s in pair.styles]
         init = inputs.get(pair.options.init_path, "init image") if pair.options.init_path else None
+        mask = inputs.get(pair.mask, "mask") if pair.mask else None
         # after the reads: a run whose pairs all fail to read loads no model
         engine = self.engine()
         with engine.lock:
             st = engine.model
             hits, misses = st.style_cache_hits, st.style_cache_misses
             result = st.stylize(content, styles, options=pair.options, content_name=pair.content,
-                                style_names=list(pair.styles), init_image=init)
+                                style_names=list(pair.styles), init_image=init, mask=mask, mask_name=pair.mask)
             self.cache_hits.inc(st.style_cache_hits - hits)
             self.cache_misses.inc(st.style_cache_misses - misses)
         return result
@@ -327,6 +331,8 @@ class StylizeDoFn(PairDoFn):
 def source_paths(pair: Pair) -> Iterator[str]:
     yield pair.content
     yield from pair.styles
+    if pair.mask:
+        yield pair.mask
 
 
 class SourceThumbnail(beam.DoFn):

@@ -196,3 +196,42 @@ def test_a_failed_write_after_the_work_is_one_line(tmp_path, capsys, monkeypatch
     monkeypatch.setattr(outfiles, "write_atomic", full)
     rc, err = _run(tmp_path, capsys)
     assert rc == 1 and err == f"nst-stylize: failed: cannot write {tmp_path / 'o.png'} (No space left on device)"
+
+
+def test_mask_stylizes_inside_only_and_a_bad_mask_is_exit_2(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    content = images.to_uint8(images.resize(images.load_image(CONTENT), (24, 32)))
+    Image.fromarray(content).save(tmp_path / "c.png")
+    m = np.zeros((12, 16), np.uint8)
+    m[:, 8:] = 255  # right half, at half the content's size
+    Image.fromarray(m).save(tmp_path / "m.png")
+    out, metrics = tmp_path / "o.png", tmp_path / "o.json"
+    rc = cli.main(["--ci", str(tmp_path / "c.png"), "--si", str(STYLE), "--o", str(out), "--mask",
+                   str(tmp_path / "m.png"), "--metrics", str(metrics), *FAST])
+    assert rc == 0, capsys.readouterr().err
+    got = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    assert (got[:, :12] == content[:, :12]).all() and np.abs(got[:, 20:] - content[:, 20:]).mean() > 5
+    assert json.loads(metrics.read_text())["mask"] == str(tmp_path / "m.png")
+    Image.new("L", (16, 12), 0).save(tmp_path / "black.png")
+    (tmp_path / "text.png").write_text("no image")
+    for bad, why in (("black.png", "all black"), ("text.png", "not an image"), ("none.png", "not found")):
+        rc = cli.main(["--ci", str(tmp_path / "c.png"), "--si", str(STYLE), "--o", str(tmp_path / "x.png"),
+                       "--mask", str(tmp_path / bad), *FAST])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1 and f"mask {tmp_path / bad}" in err and why in err, err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_a_cutout_keeps_its_alpha(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    rgba = np.zeros((24, 32, 4), np.uint8)
+    rgba[..., :3] = images.to_uint8(images.resize(images.load_image(CONTENT), (24, 32)))
+    rgba[4:20, 6:26, 3] = 255
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "cut.png")
+    assert cli.main(["--ci", str(tmp_path / "cut.png"), "--si", str(STYLE), "--o", str(tmp_path / "o.png"), *FAST]) == 0
+    got = np.asarray(Image.open(tmp_path / "o.png"))
+    assert got.shape == (24, 32, 4) and (got[..., 3] == rgba[..., 3]).all()

@@ -110,3 +110,14 @@ def test_negative_looking_list_values_reach_validation():
     ns = p.parse_args(options.join_negative_values(["--style-blend", "-1,2"]))
     with pytest.raises(InputError, match=r"option style_blend: -1.0 is below the minimum 0"):
         options.from_namespace(ns)
+
+
+def test_options_added_later_leave_earlier_outputs_done():
+    """A default run's hash is the one it had before mask_feather and background existed (commit 8522e0c),
+    so a catalog's outputs stay done; set, they count. A new per-pair field belongs in HASHED_IF_SET."""
+    from nst_core.options import HASHED_IF_SET
+
+    assert StyleOptions().stable_hash() == "90dab2a526d23c5dc72c43dec4047d568553d1bcc7ce9e47f162b69c52d88e77", \
+        f"a new per-pair option changed every fingerprint; add it to {HASHED_IF_SET}"
+    assert StyleOptions(mask_feather=0).stable_hash() != StyleOptions().stable_hash()
+    assert StyleOptions(background="black").stable_hash() != StyleOptions().stable_hash()

@@ -49,7 +49,8 @@ def test_every_parameter_reaches_the_pipeline_as_the_launcher_passes_it():
 
 def _example_value(name: str) -> str:
     if name in make_metadata.PATH_PARAMS:
-        return "gs://nst-bucket/in/*.jpg" if name in ("contents", "styles") else "gs://nst-bucket/path/file.csv"
+        return {"contents": "gs://nst-bucket/in/*.jpg", "styles": "gs://nst-bucket/in/*.jpg",
+                "masks": "gs://nst-bucket/masks/{stem}.png"}.get(name, "gs://nst-bucket/path/file.csv")
     if name in pipeline_options.PIPELINE_CHOICES:
         return pipeline_options.PIPELINE_CHOICES[name][-1]
     spec = {s.name: s for s in specs()}.get(name)

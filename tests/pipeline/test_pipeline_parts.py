@@ -27,7 +27,7 @@ def _other_value(spec: engine_options.OptionSpec) -> str:
         return str(spec.default + 1 if spec.hi is None or spec.default + 1 <= spec.hi else spec.default - 1)
     if spec.type == "float":
         return str(spec.default / 2 if spec.default else 0.5)
-    return {"init": "noise", "weights": "/tmp/vgg.npz"}.get(spec.name, "x")
+    return {"init": "noise", "weights": "/tmp/vgg.npz", "background": "#808080"}.get(spec.name, "x")
 
 
 @pytest.mark.parametrize("spelling", ["underscore", "dashed"])
