@@ -70,8 +70,10 @@ class RowError:
 
 
 def fingerprint(content: str, styles: Iterable[str], options: StyleOptions) -> str:
-    blob = json.dumps({"content": content, "styles": list(styles), "options": options.stable_hash()},
-                      sort_keys=True)
+    fields: dict[str, Any] = {"content": content, "styles": list(styles), "options": options.stable_hash()}
+    if options.image_format != "png":  # png outputs keep the fingerprints they had before formats existed
+        fields["encoding"] = f"{options.image_format}:{options.image_quality}"
+    blob = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from images_factory import BAD_REASONS, CONTENT, STYLE, write_bad_files, write_odd_files
 
 from nst_core import cli, images
@@ -196,3 +197,17 @@ def test_a_failed_write_after_the_work_is_one_line(tmp_path, capsys, monkeypatch
     monkeypatch.setattr(outfiles, "write_atomic", full)
     rc, err = _run(tmp_path, capsys)
     assert rc == 1 and err == f"nst-stylize: failed: cannot write {tmp_path / 'o.png'} (No space left on device)"
+
+
+@pytest.mark.parametrize("name, fmt", [("o.jpg", "JPEG"), ("o.webp", "WEBP")])
+def test_output_extension_picks_the_format_and_provenance_follows(tmp_path, name, fmt):
+    out = tmp_path / name
+    assert cli.main(["--ci", str(CONTENT), "--si", str(STYLE), "--o", str(out), "--image-quality", "70", *FAST]) == 0
+    assert Image.open(out).format == fmt
+    assert json.loads(images.read_text(out.read_bytes())["nst:options"])["steps"] == 2
+
+
+def test_unknown_output_extension_is_one_line_before_any_work(tmp_path, capsys):
+    assert cli.main(["--ci", str(CONTENT), "--si", str(STYLE), "--o", str(tmp_path / "o.tif"), *FAST]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "o.tif: unknown image extension .tif" in err
