@@ -159,7 +159,9 @@ def summary(out: Path, result, how: str) -> str:
 def save(out: Path, metrics: str | None, result, quality: int) -> bool:
     """Write the image (format from its extension), then the metrics; a failed write (disk full, ...) is one
     line, not a traceback."""
-    files = [(out, lambda: result.encode(images.format_for_path(out), quality))] + ([(Path(metrics), lambda: result.metrics_json().encode())] if metrics else [])
+    files = [(out, lambda: result.encode(images.format_for_path(out), quality))]
+    if metrics:
+        files.append((Path(metrics), lambda: result.metrics_json().encode()))
     for path, data in files:
         try:
             outfiles.write_atomic(path, data())

@@ -14,12 +14,11 @@ import io
 import json
 import os
 import warnings
-from xml.sax.saxutils import escape, quoteattr
+import xml.etree.ElementTree as ET
 from pathlib import Path
+from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
-import xml.etree.ElementTree as ET
-
 from PIL import Image, ImageOps, PngImagePlugin
 
 from nst_core.errors import InputError
@@ -168,7 +167,7 @@ def _xmp(text: dict[str, str]) -> bytes:
             '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
             f'<rdf:Description rdf:about="" xmlns:nst="{_XMP_NS}" nst:text={quoteattr(blob)}>'
             f'<nst:software>{escape(text.get("Software", ""))}</nst:software>'
-            '</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="r"?>').encode("utf-8")
+            '</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="r"?>').encode()
 
 
 def encode(arr: np.ndarray, fmt: str = "png", quality: int = 90, text: dict[str, str] | None = None) -> bytes:

@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from PIL import Image
 from images_factory import BAD_REASONS, CONTENT, STYLE, write_bad_files, write_odd_files
+from PIL import Image
 
 from nst_core import cli, images
 

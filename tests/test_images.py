@@ -104,6 +104,7 @@ def test_every_format_round_trips_pixels_alpha_and_provenance(fmt, channels):
 def test_quality_trades_size_and_extension_picks_format():
     arr = gradient()
     assert len(images.encode(arr, "jpeg", 30)) < len(images.encode(arr, "jpeg", 95))
-    assert [images.format_for_path(p) for p in ("a.PNG", "b.jpg", "c.jpeg", "d.webp")] == ["png", "jpeg", "jpeg", "webp"]
+    names = ("a.PNG", "b.jpg", "c.jpeg", "d.webp")
+    assert [images.format_for_path(p) for p in names] == ["png", "jpeg", "jpeg", "webp"]
     with pytest.raises(InputError, match=r"out\.tif: unknown image extension \.tif"):
         images.format_for_path("out.tif")
