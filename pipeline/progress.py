@@ -16,8 +16,9 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TextIO
 
 from pipeline import storage
 
@@ -25,6 +26,7 @@ LOG = logging.getLogger("pipeline")
 FOLDER = "progress"
 TOTAL = "total.json"
 STATUSES = ("stylized", "skipped", "error")
+RATE_WINDOW = 120.0  # seconds of history the rate (and so the ETA) is taken over
 
 
 def run_folder(output: str, run_id: str) -> str:
@@ -94,14 +96,15 @@ def duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-def progress_line(total: int | None, counts: dict[str, int], elapsed: float) -> str:
+def progress_line(total: int | None, counts: dict[str, int], rate: float) -> str:
     """``stylized 120/400 (3 failed, 40 skipped) 2.1 pairs/s, eta 2m``: finished rows of all rows."""
     finished = sum(counts.values())
-    rate = finished / elapsed if elapsed > 0 else 0.0
     of = str(total) if total is not None else "?"
     extra = [f"{counts['error']} failed"] + ([f"{counts['skipped']} skipped"] if counts["skipped"] else [])
     line = f"stylized {finished}/{of} ({', '.join(extra)}) {rate:.3g} pairs/s"
-    if total is not None and rate > 0 and finished < total:
+    if total is not None and finished >= total:
+        line += ", writing the run files"
+    elif total is not None and rate > 0:
         line += f", eta {duration((total - finished) / rate)}"
     return line
 
@@ -118,7 +121,7 @@ class ProgressWatcher:
         self.started = clock()
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="nst-progress", daemon=True)
-        self.last: tuple[Any, ...] | None = None
+        self.samples: deque[tuple[float, int]] = deque()  # (time, rows finished) of the last RATE_WINDOW s
 
     def start(self) -> ProgressWatcher:
         self.thread.start()
@@ -134,13 +137,27 @@ class ProgressWatcher:
         except OSError as e:
             LOG.warning("progress: %s", e)
             return ""
-        line = progress_line(total, counts, self.clock() - self.started)
+        line = progress_line(total, counts, self.rate(sum(counts.values())))
         print(f"nst-pipeline: {line}", file=self.stream, flush=True)
         return line
 
+    def rate(self, finished: int) -> float:
+        """Rows a second over the last RATE_WINDOW seconds, from the first finished row on (start-up is no rate)."""
+        now = self.clock()
+        if finished == 0:
+            return 0.0
+        self.samples.append((now, finished))
+        while len(self.samples) > 2 and self.samples[1][0] <= now - RATE_WINDOW:
+            self.samples.popleft()
+        t0, f0 = self.samples[0]
+        if len(self.samples) == 1 or now <= t0:
+            return finished / (now - self.started) if now > self.started else 0.0
+        return (finished - f0) / (now - t0)
+
     def stop(self) -> None:
         self.stopped.set()
-        self.thread.join()
+        if self.thread.is_alive():
+            self.thread.join()
         self.report()  # the last line: where the run ended
         try:
             storage.remove_tree(run_folder(self.output, self.run_id))

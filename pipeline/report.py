@@ -257,7 +257,8 @@ def _styles(styles: dict[str, dict[str, Any]], other: int) -> list[str]:
         def mean(k: str, g: dict[str, Any] = g, n: int = n) -> str:
             return _num(g[k] / n) if n else "-"
 
-        pics = "".join(_img(source_rel(s), s, "") for s in name.split("\n") if s)
+        # a style no pair was made with may be unreadable: it has no thumbnail
+        pics = "".join(_img(source_rel(s), s, "") for s in name.split("\n") if s) if g["rows"] > g["error"] else ""
         out.append(f"<tr><td><div class='pics'>{pics}</div>{_e(name.replace(chr(10), ' + '))}</td>"
                    f"<td class='num'>{g['rows']}</td><td class='num'>{g['stylized']}</td><td class='num'>{g['skipped']}"
                    f"</td><td class='num'>{g['error']}</td><td class='num'>{mean('content')}</td>"
