@@ -25,7 +25,8 @@ def test_report_and_sheets_in_a_real_browser(tmp_path, image_dir, capsys):
     Image.fromarray(alpha, "RGBA").save(root / "content" / "see-through.png")
     rows = [f"p{i},content/{c},style/{s}" for i, (c, s) in enumerate(
         [(c, s) for c in ("c1.jpg", "c2.png", "see-through.png") for s in ("s1.png", "s2.jpg")])]
-    rows += ["gone,content/nope.jpg,style/s1.png", "gone2,content/nope2.jpg,style/s2.jpg", "text,content/notes.txt,style/s1.png"]
+    rows += ["gone,content/nope.jpg,style/s1.png", "gone2,content/nope2.jpg,style/s2.jpg",
+             "text,content/notes.txt,style/s1.png"]
     write_csv(root / "m.csv", ["id,content,style", *rows])
     out = tmp_path / "out"
     assert main(["--manifest", str(root / "m.csv"), "--output", str(out), *FAST, "--thumbnail_size", "64",
