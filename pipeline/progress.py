@@ -134,7 +134,7 @@ class ProgressWatcher:
     def report(self) -> str:
         try:
             total, counts = read_counts(self.output, self.run_id)
-        except OSError as e:
+        except Exception as e:  # noqa: BLE001 - progress is a convenience: it never fails the run
             LOG.warning("progress: %s", e)
             return ""
         line = progress_line(total, counts, self.rate(sum(counts.values())))
@@ -161,5 +161,5 @@ class ProgressWatcher:
         self.report()  # the last line: where the run ended
         try:
             storage.remove_tree(run_folder(self.output, self.run_id))
-        except OSError as e:
+        except Exception as e:  # noqa: BLE001 - as above
             LOG.warning("progress folder: %s", e)

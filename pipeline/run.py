@@ -276,9 +276,15 @@ def execute(options: PipelineOptions, opts: NSTPipelineOptions, base: StyleOptio
     run_id = new_run_id()
     build(p, opts, base, run_id)
     every = opts.progress_every if opts.progress_every is not None else 10.0
-    watcher = progress.ProgressWatcher(opts.output, run_id, every).start() if wait and every > 0 else None
+    watch = wait and every > 0 and not options.view_as(TestOptions).dry_run  # a dry run runs nothing to watch
+    local = local_runner(options) is not None or test_pipeline is not None
+    # the local runner runs the whole job inside p.run(): watch from before it; Dataflow returns once the job is
+    # submitted (or a template staged: no job, nothing to watch)
+    watcher = progress.ProgressWatcher(opts.output, run_id, every).start() if watch and local else None
     try:
-        result = p.run()  # the local runner runs the whole job here; Dataflow returns once it is submitted
+        result = p.run()
+        if watch and watcher is None and getattr(result, "has_job", True) is not False:
+            watcher = progress.ProgressWatcher(opts.output, run_id, every).start()
         if wait:
             result.wait_until_finish()
     finally:
