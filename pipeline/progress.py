@@ -111,12 +111,12 @@ def progress_line(total: int | None, counts: dict[str, int], rate: float) -> str
 
 class ProgressWatcher:
     """The launcher's thread: a progress line every ``every`` seconds until :meth:`stop`, then removes the
-    run's progress folder."""
+    progress folder (this run's files and those of any killed run before it)."""
 
     def __init__(self, output: str, run_id: str, every: float, stream: TextIO | None = None,
                  clock: Callable[[], float] = time.monotonic):
         self.output, self.run_id, self.every = output, run_id, every
-        self.stream = stream or sys.stderr
+        self.stream = stream or sys.stdout  # stdout, with the run's summary: stderr stays for what went wrong
         self.clock = clock
         self.started = clock()
         self.stopped = threading.Event()
@@ -160,6 +160,6 @@ class ProgressWatcher:
             self.thread.join()
         self.report()  # the last line: where the run ended
         try:
-            storage.remove_tree(run_folder(self.output, self.run_id))
+            storage.remove_tree(storage.join(self.output, FOLDER))  # this run's files, and any a killed run left
         except Exception as e:  # noqa: BLE001 - as above
             LOG.warning("progress folder: %s", e)

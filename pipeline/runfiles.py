@@ -277,28 +277,26 @@ class WriteSheet(beam.DoFn):
         yield page
 
 
-def output_files(output: str) -> Iterator[tuple[str, tuple[str, str]]]:
+def output_files(output: str) -> Iterator[tuple[str, tuple[str, Any]]]:
     """(id, ("file", rel path)) for every file under OUT's per-pair folders."""
     for sub in OUTPUT_DIRS:
         for name in storage.list_names(storage.join(output, sub)):
             yield name.rsplit(".", 1)[0], ("file", f"{sub}/{name}")
 
 
-def claims(rec: dict[str, Any]) -> Iterator[tuple[str, tuple[str, str]]]:
-    """(id, ("claim", rel path)) for the outputs a record stands for; a failed row claims every file of its id
+def claims(rec: dict[str, Any]) -> Iterator[tuple[str, tuple[str, Any]]]:
+    """(id, ("claim", rel paths)) for the outputs a record stands for; a failed row claims every file of its id
     (an earlier output of a pair that failed this time is kept, not called an orphan)."""
     rid = rec.get("id")
     if not rid:
         return
     if rec["status"] == "error":
-        yield rid, ("claim", "*")
+        yield rid, ("claim", ("*",))
         return
-    for key in ("image", "metrics", "thumb"):
-        if rec.get(key):
-            yield rid, ("claim", rec[key])
+    yield rid, ("claim", tuple(rec[k] for k in ("image", "metrics", "thumb") if rec.get(k)))
 
 
-def orphans_of(keyed: tuple[str, Iterable[tuple[str, str]]]) -> Iterator[str]:
+def orphans_of(keyed: tuple[str, Iterable[tuple[str, Any]]]) -> Iterator[str]:
     _, items = keyed
     files: list[str] = []
     claimed: set[str] = set()
@@ -306,7 +304,7 @@ def orphans_of(keyed: tuple[str, Iterable[tuple[str, str]]]) -> Iterator[str]:
         if kind == "file":
             files.append(rel)
         else:
-            claimed.add(rel)
+            claimed.update(rel)
     if "*" in claimed:
         return
     yield from (rel for rel in files if rel not in claimed)
@@ -365,7 +363,7 @@ class Finish(beam.DoFn):
                              "application/json")
         for sub in (*OUTPUT_DIRS, "models", report.SOURCES, report.SHEETS):
             storage.remove_stale_temps(storage.join(out, sub))
-        storage.remove_tree(storage.join(out, PARTS, self.run_id))
+        storage.remove_tree(storage.join(out, PARTS))  # this run's parts, and any a killed run left
         LOG.info("run summary: %s", summary_line(summary))
         if not summary["balanced"]:
             raise AccountingError(f"accounting does not balance: {summary_line(summary)}; "

@@ -44,8 +44,8 @@ def test_two_worker_processes_load_the_model_once_each_offline(tmp_path, image_d
     assert code == 0
     captured = capsys.readouterr()
     # the launcher's progress lines, summed from both worker processes' progress files while they ran
-    lines = re.findall(r"stylized (\d+)/(\d+|\?) \((\d+) failed\) [0-9.e+-]+ pairs/s", captured.err)
-    assert len(lines) >= 2 and lines[-1] == ("6", "6", "0"), captured.err
+    lines = re.findall(r"stylized (\d+)/(\d+|\?) \((\d+) failed\) [0-9.e+-]+ pairs/s", captured.out)
+    assert len(lines) >= 2 and lines[-1] == ("6", "6", "0"), captured.out
     assert any(done not in ("0", "6") for done, _, _ in lines), "no line while pairs were being stylized"
     assert not (out / "progress").exists()  # the run's progress files are gone when it ends
     assert audit.read_text() == "", "network attempts during a local run:\n" + audit.read_text()
