@@ -71,8 +71,8 @@ def run_pipeline(manifest: Path, out: Path, size: int, log: Path, interval: floa
     summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {}
     procs = []
     for pid, (kb, cmd_text) in sorted(peaks.items()):
-        role = ("launcher" if pid == proc.pid else "worker (engine inside)" if "sdk_worker" in cmd_text or "worker" in
-                cmd_text else "helper")
+        role = ("launcher" if pid == proc.pid else "shell" if cmd_text.startswith("/bin/sh") else
+                "worker (engine inside)" if "sdk_worker" in cmd_text else "helper")
         procs.append({"pid": pid, "role": role, "peak_rss_mb": round(kb / 1024, 1), "cmd": cmd_text[:80]})
     report = out / "report.html"
     return {"exit": proc.returncode, "wall_s": round(wall, 1), "summary": summary, "processes": procs,
