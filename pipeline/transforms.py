@@ -303,8 +303,11 @@ class PairDoFn(Progressing):
                    "finished": datetime.now(UTC).isoformat(timespec="seconds"),
                    "worker": {"host": socket.gethostname(), "pid": os.getpid()}}
         fmt = pair.options.image_format
-        storage.write_atomic(self._path(image_rel(pair.id, fmt)), result.encode(fmt, pair.options.image_quality),
-                             MIME_TYPES[fmt])
+        try:
+            encoded = result.encode(fmt, pair.options.image_quality)
+        except InputError as e:  # e.g. an RGBA result for JPEG: this row's error, not the bundle's
+            return self.failed_record(pair, f"{pair.id}: {e}", "encode")
+        storage.write_atomic(self._path(image_rel(pair.id, fmt)), encoded, MIME_TYPES[fmt])
         thumb = self.write_thumb(pair.id, report.thumbnail(result.image, self.thumb_size)) if self.thumb_size else None
         storage.write_atomic(self._path(metrics_rel(pair.id)), json.dumps(metrics, indent=1, sort_keys=True),
                              "application/json")  # last: its presence marks the pair done

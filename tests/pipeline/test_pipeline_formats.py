@@ -39,3 +39,20 @@ def test_formats_carry_provenance_resume_and_a_new_format_is_a_new_output(tmp_pa
     assert json.loads((out / "summary.json").read_text())["orphans"] == 4
     c = counters(run([*argv, "--image_format", "jpeg", "--image_quality", "60"]))  # another quality: redone too
     assert c["pairs_stylized"] == 2
+
+
+def test_an_rgba_result_for_jpeg_is_that_rows_error_and_writes_nothing(tmp_path):
+    import numpy as np
+
+    from nst_core import StyleOptions
+    from nst_core.stylizer import Result
+    from pipeline.manifest import Pair
+    from pipeline.transforms import PairDoFn
+
+    opts = StyleOptions(image_format="jpeg")
+    pair = Pair(id="a", line=2, content="c.png", styles=("s.png",), options=opts, fingerprint="f")
+    rgba = Result(image=np.zeros((8, 8, 4), np.uint8), losses={}, steps=0, seconds=0.0, trace=[], options=opts,
+                  precision="float32")
+    rec = PairDoFn(str(tmp_path), opts).attempt(pair, lambda inputs: rgba)
+    assert rec["status"] == "error" and rec["stage"] == "encode" and "JPEG holds no alpha" in rec["reason"]
+    assert not list(tmp_path.rglob("*.*"))
