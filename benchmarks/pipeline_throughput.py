@@ -3,6 +3,10 @@ pipeline's overhead against calling the engine in a plain loop on the same pairs
 
     PYTHONPATH=. .venv/bin/python benchmarks/pipeline_throughput.py --size 256
     PYTHONPATH=. .venv/bin/python benchmarks/pipeline_throughput.py --size 256 --steps 40 --coarse-steps 20
+    PYTHONPATH=. .venv/bin/python benchmarks/pipeline_throughput.py --size 256 --ab 2   # paired A/B, 1 worker
+
+``--ab N`` alternates the plain loop and the 1-worker pipeline N times (loop, pipeline, loop, pipeline, ...)
+so both sides see the same load on a shared machine, and prints each pair's ratio and their median.
 
 Each mode writes to a fresh folder under benchmarks/out/ (nothing is skipped).  All timings start after
 Python and TensorFlow are imported and include building VGG19: the loop builds one Stylizer and
@@ -97,10 +101,13 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=None, help="engine default if not given")
     ap.add_argument("--coarse-steps", dest="coarse_steps", type=int, default=None)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--ab", type=int, default=0, metavar="N", help="N alternating rounds of loop and 1-worker pipeline")
     args = ap.parse_args()
     import tensorflow  # noqa: F401 - import cost kept out of every timing
 
     manifest = write_manifest(args.pairs)
+    if args.ab:
+        return paired(manifest, args)
     results: dict[str, dict] = {}
     loop = plain_loop(manifest, args)
     results["loop"] = {"seconds": round(loop, 1), "pairs_per_hour": round(args.pairs * 3600 / loop, 1)}
@@ -114,6 +121,23 @@ def main() -> int:
               f"overhead vs loop {100 * (secs / loop - 1):+.1f}%  model loads {c['model_loads']}", flush=True)
     print(json.dumps({"pairs": args.pairs, "size": args.size, "steps": args.steps, "coarse_steps": args.coarse_steps,
                       "results": results}, indent=1))
+    return 0
+
+
+def paired(manifest: Path, args: argparse.Namespace) -> int:
+    import statistics
+
+    rounds = []
+    for r in range(args.ab):
+        loop = plain_loop(manifest, args)
+        secs, c = pipeline_run(manifest, args, 1)
+        rounds.append({"loop": round(loop, 1), "pipeline": round(secs, 1), "overhead": round(secs / loop - 1, 4),
+                       "stylized": c["pairs_stylized"], "model_loads": c["model_loads"]})
+        print(f"round {r + 1}: loop {loop:7.1f} s  pipeline 1 worker {secs:7.1f} s  "
+              f"overhead {100 * (secs / loop - 1):+.1f}%", flush=True)
+    median = statistics.median(x["overhead"] for x in rounds)
+    print(f"median overhead over {args.ab} rounds: {100 * median:+.1f}%")
+    print(json.dumps({"pairs": args.pairs, "size": args.size, "rounds": rounds, "median_overhead": median}, indent=1))
     return 0
 
 

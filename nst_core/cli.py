@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style-weights", dest="style_weights",
                    help="blend weights of the style images, comma separated (alias of --style-blend)")
     p.add_argument("--output", "--o", dest="output", required=True,
-                   help="output PNG, or a folder (gets <content>_<style>.png)")
+                   help="output image: .png, .jpg/.jpeg or .webp (the extension picks the format; provenance goes in "
+                        "PNG text chunks or XMP), or a folder (gets <content>_<style>.png)")
     p.add_argument("--save-every", type=int, default=0, metavar="N",
                    help="also write the image every N steps as <output>.stepNNNN.png (in colour and with the "
                         "final image's provenance text, as the final image)")
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse (exit 2) if an output file exists, instead of overwriting it with a note")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary; errors and warnings only")
     engine = p.add_argument_group("engine options")
-    options.add_arguments(engine, defaults_none=True)
+    options.add_arguments(engine, defaults_none=True, skip=("image_format",))  # the output's extension says it
     return p
 
 
@@ -81,6 +82,7 @@ def snapshot_path(out: Path, step: int) -> Path:
 
 def check_outputs(out: Path, metrics: str | None, snapshots: list[Path], no_clobber: bool) -> None:
     """Every output path checked before any work (InputError); existing files refused or announced."""
+    images.format_for_path(out)
     existing = [out] if outfiles.check_output(out, "--output") else []
     if metrics:
         if Path(metrics).resolve() == out.resolve():
@@ -157,7 +159,8 @@ def given_flags(args: argparse.Namespace) -> list[str]:
 
 
 # Of the engine options, the ones a style network's one pass uses (fast.stylize_with_network).
-FAST_FLAGS = ("--size", "--precision", "--weights", "--mask-feather", "--mask-output", "--background")
+FAST_FLAGS = ("--size", "--precision", "--weights", "--image-quality", "--mask-feather", "--mask-output",
+              "--background")
 
 
 def ignored_in_fast_mode(args: argparse.Namespace) -> list[str]:
@@ -175,9 +178,12 @@ def summary(out: Path, result, how: str) -> str:
     return f"wrote {out} ({w}x{h} px, width x height; {how}, {result.precision}; {losses})"
 
 
-def save(out: Path, metrics: str | None, result) -> bool:
-    """Write the image, then the metrics; a failed write (disk full, ...) is one line, not a traceback."""
-    files = [(out, result.png_bytes)] + ([(Path(metrics), lambda: result.metrics_json().encode())] if metrics else [])
+def save(out: Path, metrics: str | None, result, quality: int) -> bool:
+    """Write the image (format from its extension), then the metrics; a failed write (disk full, ...) is one
+    line, not a traceback."""
+    files = [(out, lambda: result.encode(images.format_for_path(out), quality))]
+    if metrics:
+        files.append((Path(metrics), lambda: result.metrics_json().encode()))
     for path, data in files:
         try:
             outfiles.write_atomic(path, data())
@@ -189,7 +195,7 @@ def save(out: Path, metrics: str | None, result) -> bool:
 
 def finish(out: Path, args: argparse.Namespace, result, how: str) -> int:
     """Write the result (image, then metrics) and, unless --quiet, say what was written; the exit code."""
-    if not save(out, args.metrics, result):
+    if not save(out, args.metrics, result, options.from_namespace(args).image_quality):
         return EXIT_FAIL
     if not args.quiet:
         print(summary(out, result, how), file=sys.stderr)

@@ -539,11 +539,9 @@ class FastResult(Result):
     def metrics(self) -> dict[str, Any]:
         return {**super().metrics(), "options": self.applied_options(), "mode": "fast", "network": self.network}
 
-    def png_bytes(self) -> bytes:
-        base = images.read_png_text(super().png_bytes())
-        base.update({"nst:mode": "fast", "nst:network": json.dumps(self.network, sort_keys=True),
-                     "nst:options": json.dumps(self.applied_options(), sort_keys=True)})
-        return images.encode_png(self.image, base)
+    def png_text(self) -> dict[str, str]:
+        return {**super().png_text(), "nst:mode": "fast", "nst:network": json.dumps(self.network, sort_keys=True),
+                "nst:options": json.dumps(self.applied_options(), sort_keys=True)}
 
 
 def applied_options(options: StyleOptions) -> dict[str, Any]:

@@ -1,18 +1,23 @@
-"""Safe image decoding and PNG encoding.
+"""Safe image decoding, and encoding to PNG, JPEG or WebP with provenance.
 
 Decoding accepts a path, bytes, a PIL image or an array and always returns float32 RGB in
 0..255.  It refuses decompression bombs, truncated and zero-size files with an
 :class:`InputError` that names the input; it applies EXIF orientation, flattens alpha onto
 white, converts greyscale, CMYK, palette and 16-bit images, and takes the first frame of an
 animation.  :func:`load_rgba` decodes the same way but hands back the alpha channel instead.
+Encoding keeps alpha in PNG and WebP; provenance goes in PNG text chunks, or in an XMP packet (one
+``nst:text`` JSON object) for JPEG and WebP.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import warnings
+import xml.etree.ElementTree as ET
 from pathlib import Path
+from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin
@@ -183,18 +188,85 @@ def to_uint8(arr: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
 
 
-def encode_png(arr: np.ndarray, text: dict[str, str] | None = None) -> bytes:
-    """PNG bytes of an HxWx3 (RGB) or HxWx4 (RGBA) array, with ``text`` as tEXt/iTXt metadata (provenance)."""
-    info = PngImagePlugin.PngInfo()
-    for k, v in (text or {}).items():
-        info.add_itxt(k, v)
+FORMATS = ("png", "jpeg", "webp")
+EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}  # format -> the extension it is written with
+_BY_EXTENSION = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "webp": "webp"}
+MIME_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+_XMP_NS = "https://github.com/nst/ns/1.0/"
+
+
+def format_for_path(path: str | os.PathLike) -> str:
+    """The format an output path's extension asks for; InputError naming the path if it is none of ours."""
+    ext = os.path.splitext(os.fspath(path))[1].lower().lstrip(".")
+    if ext not in _BY_EXTENSION:
+        raise InputError(f"{os.fspath(path)}: unknown image extension {'.' + ext if ext else '(none)'}; "
+                         f"use .png, .jpg, .jpeg or .webp")
+    return _BY_EXTENSION[ext]
+
+
+def _xmp(text: dict[str, str]) -> bytes:
+    blob = json.dumps(text, sort_keys=True, ensure_ascii=False)
+    return ('<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+            '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+            f'<rdf:Description rdf:about="" xmlns:nst="{_XMP_NS}" nst:text={quoteattr(blob)}>'
+            f'<nst:software>{escape(text.get("Software", ""))}</nst:software>'
+            '</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="r"?>').encode()
+
+
+def encode(arr: np.ndarray, fmt: str = "png", quality: int = 90, text: dict[str, str] | None = None) -> bytes:
+    """``fmt`` bytes of an HxWx3 (RGB) or HxWx4 (RGBA, alpha kept) array with ``text`` as provenance.
+
+    ``quality`` (1..100) applies to JPEG and WebP; PNG is lossless.  JPEG holds no alpha: a 4-channel
+    array must be composited by the caller first (InputError otherwise)."""
+    if fmt not in FORMATS:
+        raise InputError(f"image format {fmt!r}: not one of {', '.join(FORMATS)}")
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise InputError(f"image to encode: expected HxWx3 or HxWx4, got shape {arr.shape}")
+    mode = "RGBA" if arr.shape[2] == 4 else "RGB"
+    if fmt == "jpeg" and mode == "RGBA":
+        raise InputError("image to encode: JPEG holds no alpha; composite the RGBA image onto a background first")
+    img = Image.fromarray(to_uint8(arr), mode)
     buf = io.BytesIO()
-    mode = "RGBA" if arr.ndim == 3 and arr.shape[2] == 4 else "RGB"
-    Image.fromarray(to_uint8(arr), mode).save(buf, format="PNG", pnginfo=info, optimize=False)
+    if fmt == "png":
+        info = PngImagePlugin.PngInfo()
+        for k, v in (text or {}).items():
+            info.add_itxt(k, v)
+        img.save(buf, format="PNG", pnginfo=info, optimize=False)
+    elif fmt == "jpeg":
+        img.save(buf, format="JPEG", quality=int(quality), xmp=_xmp(text or {}))
+    else:
+        img.save(buf, format="WEBP", quality=int(quality), method=4, xmp=_xmp(text or {}),
+                 exact=mode == "RGBA")  # exact: keep the colour under transparent pixels
     return buf.getvalue()
 
 
-def read_png_text(data: bytes) -> dict[str, str]:
+def encode_png(arr: np.ndarray, text: dict[str, str] | None = None) -> bytes:
+    """PNG bytes of an RGB(A) array, with ``text`` as iTXt metadata (provenance)."""
+    return encode(arr, "png", text=text)
+
+
+def read_text(data: bytes) -> dict[str, str]:
+    """The provenance of an image made by :func:`encode`: PNG text chunks, or the XMP ``nst:text`` of
+    JPEG and WebP ({} when there is none)."""
     with Image.open(io.BytesIO(data)) as img:
         img.load()
-        return dict(getattr(img, "text", {}) or {})
+        if img.format == "PNG":
+            return dict(getattr(img, "text", {}) or {})
+        packet = img.info.get("xmp")
+    if not packet:
+        return {}
+    try:
+        root = ET.fromstring(packet if isinstance(packet, bytes) else packet.encode("utf-8"))
+    except ET.ParseError:
+        return {}
+    for node in root.iter("{http://www.w3.org/1999/02/22-rdf-syntax-ns#}Description"):
+        blob = node.get(f"{{{_XMP_NS}}}text")
+        if blob is not None:
+            value = json.loads(blob)
+            return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+    return {}
+
+
+def read_png_text(data: bytes) -> dict[str, str]:
+    """Alias of :func:`read_text` (it reads every format :func:`encode` writes)."""
+    return read_text(data)

@@ -55,7 +55,8 @@ TRAIN_STYLE_BOOST = 0.35
 
 @dataclass(frozen=True)
 class StyleOptions:
-    """Options of one stylisation.  ``scope='engine'`` fields configure the model, not a pair."""
+    """Options of one stylisation.  ``scope='engine'`` fields configure the model, not a pair; ``scope='output'``
+    fields say how the image is written (they are run-wide, and not part of :meth:`stable_hash`)."""
 
     size: int = _spec(512, "longest side of the output image in pixels", lo=16, hi=4096)
     steps: int = _spec(15, "optimizer steps at the final (full-size) scale", lo=0, hi=100000)
@@ -125,6 +126,12 @@ class StyleOptions:
                            choices=("auto", "float32", "bfloat16", "float16"), scope="engine")
     weights: str = _spec("auto", "VGG19 weights: auto (cache, $NST_WEIGHTS), imagenet (Keras download) "
                          "or a path to a .npz/.h5/codebook file", scope="engine")
+
+    image_format: str = _spec("png", "format of the output images: png (lossless, about 6 MB at 2048 px), jpeg "
+                              "or webp (a tenth of that at the default quality); alpha is kept in png and webp",
+                              choices=("png", "jpeg", "webp"), scope="output")
+    image_quality: int = _spec(90, "quality of jpeg and webp output images, 1..100 (png is lossless)", lo=1, hi=100,
+                               scope="output")
 
     def __post_init__(self) -> None:
         self.validate()

@@ -89,10 +89,17 @@ class Result:
         return json.dumps(self.metrics(), indent=1, sort_keys=True)
 
     def png_bytes(self) -> bytes:
-        return images.encode_png(self.image, self.png_text())
+        return self.encode("png")
+
+    def encode(self, fmt: str | None = None, quality: int | None = None) -> bytes:
+        """The image as ``fmt`` (default: the options' image_format) with its provenance (:meth:`png_text`);
+        JPEG gets the alpha composited onto the background (:meth:`image_for`), so encode before the metrics."""
+        fmt = fmt or self.options.image_format
+        return images.encode(self.image_for(keeps_alpha=fmt != "jpeg"), fmt,
+                             quality or self.options.image_quality, self.png_text())
 
     def png_text(self) -> dict[str, str]:
-        """The provenance written into the PNG as text chunks (also used for the CLI's snapshots)."""
+        """The provenance: PNG text chunks, or XMP in JPEG and WebP (also used for the CLI's snapshots)."""
         return {"Software": f"nst_core {__version__}",
                 "nst:options": json.dumps(self.options.to_dict(), sort_keys=True),
                 "nst:seed": str(self.options.seed),
@@ -102,8 +109,9 @@ class Result:
                 "nst:versions": json.dumps(self.versions, sort_keys=True)}
 
     def save(self, path: str | Path) -> Path:
+        """Write the image in the format its extension names (.png, .jpg/.jpeg, .webp)."""
         path = Path(path)
-        path.write_bytes(self.png_bytes())
+        path.write_bytes(self.encode(images.format_for_path(path)))
         return path
 
     def save_metrics(self, path: str | Path) -> Path:

@@ -72,10 +72,12 @@ class RowError:
 
 
 def fingerprint(content: str, styles: Iterable[str], options: StyleOptions, mask: str | None = None) -> str:
-    what = {"content": content, "styles": list(styles), "options": options.stable_hash()}
+    fields: dict[str, Any] = {"content": content, "styles": list(styles), "options": options.stable_hash()}
     if mask:  # only when set: the fingerprints of pairs without a mask stay as they were
-        what["mask"] = mask
-    blob = json.dumps(what, sort_keys=True)
+        fields["mask"] = mask
+    if options.image_format != "png":  # png outputs keep the fingerprints they had before formats existed
+        fields["encoding"] = f"{options.image_format}:{options.image_quality}"
+    blob = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -30,9 +30,14 @@ PIPELINE_FLAGS: dict[str, tuple[type, Any, str]] = {
                          "errors; a manifest names masks in its mask column instead"),
     "output": (str, None, "output folder (local path or gs://): images/, metrics/, metrics.jsonl, errors.jsonl, "
                           "report.html, summary.json"),
-    "thumbnail_size": (int, 160, "longest side in pixels of the thumbnails in report.html"),
-    "report_max_thumbnails": (int, 2000, "pairs with embedded thumbnails in report.html; further pairs are "
-                                         "listed without pictures to keep the file small"),
+    "thumbnail_size": (int, 160, "longest side in pixels of the thumbnails (OUT/thumbs, OUT/sources) shown by "
+                                 "report.html and its contact sheets; 0: no pictures"),
+    "report_worst": (int, 24, "report.html shows this many pairs, with pictures, for each of: highest content "
+                              "loss, highest style loss, slowest, retried"),
+    "report_sheet_rows": (int, 200, "manifest lines per contact sheet (OUT/sheets/NNNN.html); the sheets "
+                                    "together show every row"),
+    "progress_every": (float, 10.0, "seconds between the launcher's progress lines (stylized n/total, failures, "
+                                    "rate, ETA); 0: none"),
     "mode": (str, "optimize", "optimize: every pair by optimisation (Gatys); fast: a feed-forward network per "
                               "style (trained on a sample of that style's contents, or taken from --models), "
                               "then one pass per pair; auto: fast for styles with at least --fast_min_rows rows, "

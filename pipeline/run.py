@@ -5,7 +5,9 @@
         --runner DataflowRunner --project P --region R --temp_location gs://b/tmp
 
 Graph: rows (manifest or cross product) -> Pair | RowError -> Reshuffle -> Stylize (skipped / stylized /
-error) -> gather -> run files + accounting check.  With --mode fast|auto the pairs are first grouped by
+error) -> run files, streamed (pipeline.runfiles: sharded by contact sheet, combined statistics, a final
+merge) + accounting check; a launcher thread prints progress every --progress_every seconds.
+With --mode fast|auto the pairs are first grouped by
 style: a fast group (every single-style group in fast mode; in auto mode those with at least
 --fast_min_rows rows) -> StyleNetworks (one network per style: from --models, from OUT/models/ of an
 earlier run, or trained now; pairs already done are skipped first) -> Reshuffle -> FastStylize
@@ -23,7 +25,9 @@ import logging
 import os
 import sys
 import traceback
+import uuid
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import apache_beam as beam
@@ -33,9 +37,10 @@ from apache_beam.utils.shared import Shared
 
 from nst_core import InputError, NSTError, StyleOptions, weights
 from nst_core import options as engine_options
-from pipeline import manifest, plan, storage
+from pipeline import manifest, plan, progress, storage
 from pipeline.fastmode import FastConfig, FastStylizeDoFn, StyleNetworkDoFn, key_by_style, route_groups
 from pipeline.options import NSTPipelineOptions, add_flags
+from pipeline.runfiles import WriteRunFiles, summary_line
 from pipeline.transforms import (
     NS,
     CrossPairs,
@@ -43,10 +48,8 @@ from pipeline.transforms import (
     RecordRowError,
     SourceThumbnail,
     StylizeDoFn,
-    WriteRunFiles,
     source_paths,
     split_rows,
-    summary_line,
 )
 
 LOG = logging.getLogger("pipeline")
@@ -56,10 +59,6 @@ COUNTERS = ("rows_read", "pairs_stylized", "pairs_skipped", "pairs_failed", "mod
 
 class UsageError(ValueError):
     """Bad flags, options or manifest: nothing ran."""
-
-
-def _key_all(record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    return "run", record
 
 
 def unknown_flags(options: PipelineOptions) -> list[str]:
@@ -105,8 +104,12 @@ def resolve_options(options: PipelineOptions) -> tuple[NSTPipelineOptions, Style
                          "in its mask column")
     if opts.masks and storage.is_local(opts.masks):
         opts.masks = os.path.abspath(opts.masks)  # worker processes may not share our cwd
-    if (opts.thumbnail_size or 0) < 0 or (opts.report_max_thumbnails or 0) < 0:
-        raise UsageError("--thumbnail_size and --report_max_thumbnails must be >= 0")
+    if (opts.thumbnail_size or 0) < 0 or (opts.report_worst or 0) < 0:
+        raise UsageError("--thumbnail_size and --report_worst must be >= 0")
+    if opts.report_sheet_rows is not None and not 1 <= opts.report_sheet_rows <= 10000:
+        raise UsageError(f"--report_sheet_rows {opts.report_sheet_rows}: expected 1..10000 lines per sheet")
+    if opts.progress_every is not None and not opts.progress_every >= 0:
+        raise UsageError(f"--progress_every {opts.progress_every}: expected seconds >= 0 (0: no progress lines)")
     try:
         base = opts.style_options()
         FastConfig.from_options(opts)
@@ -185,16 +188,26 @@ def check_models(models: str) -> None:
                          "under OUT/models by a fast run)")
 
 
-def build(p: beam.Pipeline, opts: NSTPipelineOptions, base: StyleOptions) -> beam.PCollection:
-    """The graph; returns the PCollection holding the run summary."""
+def new_run_id() -> str:
+    """A run's name for its progress and part files: its start time (also the --prune folder) and a nonce."""
+    return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"
+
+
+def build(p: beam.Pipeline, opts: NSTPipelineOptions, base: StyleOptions,
+          run_id: str | None = None) -> beam.PCollection:
+    """The graph; returns the PCollection holding the run summary.  ``run_id`` names the run's progress files
+    (none are written without one) and its temporary parts."""
+    parts_id = run_id or new_run_id()
+    every = opts.progress_every if opts.progress_every is not None else 10.0
+    track = run_id if run_id and every > 0 else ""
     if opts.manifest:
         source = opts.manifest
         rows = (p | "ManifestPath" >> beam.Create([opts.manifest])
-                | "ReadManifest" >> beam.ParDo(ReadManifest(base)))
+                | "ReadManifest" >> beam.ParDo(ReadManifest(base, opts.output, track)))
     else:
         source = f"{', '.join(opts.contents)} x {', '.join(opts.styles)}"
         rows = (p | "Globs" >> beam.Create([(opts.contents, opts.styles, opts.masks)])
-                | "CrossProduct" >> beam.ParDo(CrossPairs(base)))
+                | "CrossProduct" >> beam.ParDo(CrossPairs(base, opts.output, track)))
     rows_in = rows | "CountRows" >> beam.combiners.Count.Globally()
     split = rows | "SplitRows" >> beam.FlatMap(split_rows).with_outputs("errors", main="pairs")
     thumb = opts.thumbnail_size if opts.thumbnail_size is not None else 160
@@ -204,6 +217,7 @@ def build(p: beam.Pipeline, opts: NSTPipelineOptions, base: StyleOptions) -> bea
     gpu_kw = {"require_gpu": bool(opts.require_gpu)}
 
     def gpu(step: beam.ParDo) -> beam.ParDo:
+        step.fn.with_progress(opts.output, track, every)
         return step.with_resource_hints(accelerator=opts.accelerator) if opts.accelerator else step
 
     to_optimize, fast_outcomes = split.pairs, []
@@ -222,21 +236,17 @@ def build(p: beam.Pipeline, opts: NSTPipelineOptions, base: StyleOptions) -> bea
         to_optimize = (by_style.optimize, routed.optimize) | "OptimizePairs" >> beam.Flatten()
     pairs = to_optimize | "SpreadPairs" >> beam.Reshuffle()
     stylized = pairs | "Stylize" >> gpu(beam.ParDo(StylizeDoFn(opts.output, base, shared, thumb, **gpu_kw)))
-    bad_rows = split.errors | "RecordRowErrors" >> beam.ParDo(RecordRowError())
+    bad_rows = split.errors | "RecordRowErrors" >> beam.ParDo(RecordRowError().with_progress(opts.output, track, every))
     outcomes = (stylized, bad_rows, *fast_outcomes) | "AllOutcomes" >> beam.Flatten()
     if thumb:
-        sources = (split.pairs | "SourcePaths" >> beam.FlatMap(source_paths)
-                   | "DistinctSources" >> beam.Distinct()
-                   | "SourceThumbnails" >> beam.ParDo(SourceThumbnail(thumb)))
-    else:
-        sources = p | "NoThumbnails" >> beam.Create([])
-    max_thumbs = opts.report_max_thumbnails if opts.report_max_thumbnails is not None else 2000
-    return (outcomes
-            | "OneGroup" >> beam.Map(_key_all)
-            | "GatherOutcomes" >> beam.GroupByKey()
-            | "WriteRunFiles" >> beam.ParDo(WriteRunFiles(opts.output, source, thumb, max_thumbs, bool(opts.prune)),
-                                            rows_in=beam.pvalue.AsSingleton(rows_in),
-                                            sources=beam.pvalue.AsDict(sources)))
+        _ = (split.pairs | "SourcePaths" >> beam.FlatMap(source_paths)
+             | "DistinctSources" >> beam.Distinct()
+             | "SourceThumbnails" >> beam.ParDo(SourceThumbnail(opts.output, thumb)))
+    worst = opts.report_worst if opts.report_worst is not None else 24
+    sheet_rows = opts.report_sheet_rows or 200
+    moved_to = f"pruned/{parts_id.split('-')[0]}" if opts.prune else ""
+    return outcomes | "WriteRunFiles" >> WriteRunFiles(opts.output, source, parts_id, rows_in, thumb, sheet_rows,
+                                                       worst, base.image_format, moved_to)
 
 
 def local_runner(options: PipelineOptions) -> str | None:
@@ -268,10 +278,23 @@ def execute(options: PipelineOptions, opts: NSTPipelineOptions, base: StyleOptio
             test_pipeline: beam.Pipeline | None = None, wait: bool = True) -> PipelineResult:
     """Run the checked options' pipeline (to completion with ``wait``)."""
     p = test_pipeline or beam.Pipeline(runner=local_runner(options), options=options)
-    build(p, opts, base)
-    result = p.run()
-    if wait:
-        result.wait_until_finish()
+    run_id = new_run_id()
+    build(p, opts, base, run_id)
+    every = opts.progress_every if opts.progress_every is not None else 10.0
+    watch = wait and every > 0 and not options.view_as(TestOptions).dry_run  # a dry run runs nothing to watch
+    local = local_runner(options) is not None or test_pipeline is not None
+    # the local runner runs the whole job inside p.run(): watch from before it; Dataflow returns once the job is
+    # submitted (or a template staged: no job, nothing to watch)
+    watcher = progress.ProgressWatcher(opts.output, run_id, every).start() if watch and local else None
+    try:
+        result = p.run()
+        if watch and watcher is None and getattr(result, "has_job", True) is not False:
+            watcher = progress.ProgressWatcher(opts.output, run_id, every).start()
+        if wait:
+            result.wait_until_finish()
+    finally:
+        if watcher is not None:
+            watcher.stop()
     return result
 
 

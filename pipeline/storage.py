@@ -8,16 +8,18 @@ and no safer).  Temp files left behind by a killed run are removed by :func:`rem
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
 import os
 import posixpath
 import re
+import shutil
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any, TypeVar
 
 from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -258,3 +260,68 @@ def remove_stale_temps(folder: str) -> int:
         except FileNotFoundError:
             pass
     return len(stale)
+
+
+@retried
+def write_stream(path: str, chunks: Callable[[], Iterable[bytes]], mime_type: str = "application/octet-stream") -> None:
+    """Write the bytes ``chunks()`` yields, atomically like :func:`write_atomic`, never holding them all
+    (``chunks`` is a callable so a retry can start the stream again)."""
+    if not is_local(path):
+        with FileSystems.create(path, mime_type=mime_type, compression_type=RAW) as f:
+            for chunk in chunks():
+                f.write(chunk)
+        return
+    folder, name = os.path.split(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{name}{TEMP_MARK}{uuid.uuid4().hex[:12]}")
+    try:
+        with open(tmp, "wb") as f:
+            for chunk in chunks():
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+@retried
+def open_read(path: str) -> IO[bytes]:
+    """A binary reader of one file (local or gs://); FileNotFoundError if it does not exist."""
+    if is_local(path):
+        return open(path, "rb")
+    if not FileSystems.exists(path):
+        raise FileNotFoundError(path)
+    return FileSystems.open(path, compression_type=RAW)
+
+
+@retried
+def remove_tree(folder: str) -> None:
+    """Delete a folder and everything under it (gs://: every object under the prefix); no error if absent."""
+    if is_local(folder):
+        shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the parent too, once empty (gs:// has no folders to leave behind)
+            os.rmdir(os.path.dirname(os.path.abspath(folder)))
+        return
+    prefix = folder.rstrip("/") + "/"
+    if FileSystems.match([prefix + "**"])[0].metadata_list:
+        FileSystems.delete([prefix])
+
+
+def list_names(folder: str) -> Iterator[str]:
+    """Names of the files directly in ``folder`` (no sub-folders, no hidden temp files), streamed where the
+    filesystem allows (a local folder is read with scandir, not listed whole)."""
+    if is_local(folder):
+        if not os.path.isdir(folder):
+            return
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_file() and not entry.name.startswith("."):
+                    yield entry.name
+        return
+    for path in match(join(folder, "*")):
+        name = basename(path)
+        if name and not name.startswith("."):
+            yield name

@@ -2,8 +2,9 @@
 
 Every manifest row leaves the stylize step as exactly one outcome record (status stylized, skipped
 or error); the run-files step checks that rows in == stylized + skipped + errors and fails the run
-loudly if not.  Output layout under OUT: images/<id>.png, metrics/<id>.json (written last, it marks
-the pair done), metrics.jsonl, errors.jsonl, report.html, summary.json.
+loudly if not (pipeline.runfiles).  Output layout under OUT: images/<id>.png|jpg|webp, thumbs/<id>.webp,
+metrics/<id>.json (written last, it marks the pair done), sources/ (thumbnails of the inputs), sheets/,
+metrics.jsonl, errors.jsonl, report.html, summary.json.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ import logging
 import os
 import socket
 import traceback
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -26,24 +26,20 @@ from apache_beam.utils.shared import Shared
 from PIL import Image, UnidentifiedImageError
 
 from nst_core import InputError, NSTError, StyleOptions
-from pipeline import report, storage
+from nst_core.images import EXTENSIONS, MIME_TYPES
+from pipeline import progress, report, storage
 from pipeline.manifest import ManifestError, Pair, RowError, cross, parse
 from pipeline.resources import Served, WorkerResources, WorkerSetupError, acquire
 
 LOG = logging.getLogger("pipeline")
 NS = "nst"
 NEW = "not made yet"
-ORPHANS = "orphans.txt"
 SNIFF_BYTES = 4096  # enough for every image header Pillow identifies
 SNIFF_THREADS = 16
 
 
-class AccountingError(RuntimeError):
-    """Rows in != stylized + skipped + errors: a row was lost or doubled somewhere."""
-
-
-def image_rel(pair_id: str) -> str:
-    return f"images/{pair_id}.png"
+def image_rel(pair_id: str, image_format: str = "png") -> str:
+    return f"images/{pair_id}.{EXTENSIONS[image_format]}"
 
 
 def metrics_rel(pair_id: str) -> str:
@@ -54,26 +50,31 @@ def metrics_rel(pair_id: str) -> str:
 class ReadManifest(beam.DoFn):
     """Manifest path -> Pair | RowError per row (one reader, so duplicate ids are found in file order)."""
 
-    def __init__(self, base: StyleOptions):
-        self.base = base
+    def __init__(self, base: StyleOptions, output: str = "", run_id: str = ""):
+        self.base, self.output, self.run_id = base, output, run_id
         self.rows = Metrics.counter(NS, "rows_read")
 
     def process(self, path: str) -> Iterator[Pair | RowError]:
+        n = 0
         for item in parse(storage.read_bytes(path), path, self.base):
             self.rows.inc()
+            n += 1
             yield item
+        progress.write_total(self.output, self.run_id, n)
 
 
 class CrossPairs(beam.DoFn):
     """(content globs, style globs) -> every combination of the files they match as a Pair (cross mode);
     a matched file that is not an image is one RowError, not one per combination."""
 
-    def __init__(self, base: StyleOptions):
-        self.base = base
+    def __init__(self, base: StyleOptions, output: str = "", run_id: str = ""):
+        self.base, self.output, self.run_id = base, output, run_id
         self.rows = Metrics.counter(NS, "rows_read")
 
     def process(self, globs: tuple[list[str], list[str], str | None]) -> Iterator[Pair | RowError]:
-        for item in cross_rows(*globs[:2], self.base, *globs[2:]):
+        rows = cross_rows(*globs[:2], self.base, *globs[2:])
+        progress.write_total(self.output, self.run_id, len(rows))
+        for item in rows:
             self.rows.inc()
             yield item
 
@@ -127,7 +128,33 @@ def error_record(err: RowError) -> dict[str, Any]:
             "reason": storage.redact(err.reason), "row": row}
 
 
-class RecordRowError(beam.DoFn):
+class Progressing(beam.DoFn):
+    """A DoFn whose outcomes count towards the launcher's progress line (:mod:`pipeline.progress`)."""
+
+    progress_to: tuple[str, str, float] = ("", "", 10.0)  # (output, run id, seconds); no run id: no progress
+    _progress: progress.ProgressWriter | None = None
+
+    def with_progress(self, output: str, run_id: str, every: float) -> Progressing:
+        self.progress_to = (output, run_id, every)
+        return self
+
+    def setup(self) -> None:
+        output, run_id, every = self.progress_to
+        self._progress = progress.ProgressWriter(output, run_id, every / 2) if run_id else None
+
+    def note(self, status: str) -> None:
+        if self._progress is not None:
+            self._progress.add(status)
+
+    def finish_bundle(self) -> None:
+        if self._progress is not None:
+            self._progress.flush()
+
+    def teardown(self) -> None:
+        self.finish_bundle()
+
+
+class RecordRowError(Progressing):
     """Counts a parse-time RowError and turns it into its outcome record."""
 
     def __init__(self) -> None:
@@ -135,6 +162,7 @@ class RecordRowError(beam.DoFn):
 
     def process(self, err: RowError) -> Iterator[dict[str, Any]]:
         self.failed.inc()
+        self.note("error")
         yield error_record(err)
 
 
@@ -181,7 +209,7 @@ def failure_reason(e: Exception, what: str) -> str:
     return f"unexpected {type(e).__name__}: {e}"
 
 
-class PairDoFn(beam.DoFn):
+class PairDoFn(Progressing):
     """What every stylizing step shares: the worker's resources, the done check (resume), writing a result
     (image, then metrics), and turning a pair into exactly one outcome record (skipped, stylized or error)
     with its counters."""
@@ -233,7 +261,7 @@ class PairDoFn(beam.DoFn):
             return None, f"unreadable metrics file ({e})"
         if not isinstance(stored, dict) or stored.get("fingerprint") != pair.fingerprint:
             return None, "stored output is for other inputs, options or mode"
-        if not storage.exists(self._path(image_rel(pair.id))):
+        if not storage.exists(self._path(image_rel(pair.id, pair.options.image_format))):
             return None, "image missing"
         recorded = stored.get("inputs")
         if not isinstance(recorded, dict):
@@ -245,16 +273,30 @@ class PairDoFn(beam.DoFn):
 
     def skipped_record(self, pair: Pair, stored: dict[str, Any]) -> dict[str, Any]:
         self.skipped.inc()
+        self.note("skipped")
         thumb = None
         if self.thumb_size:
-            try:
-                thumb = report.thumbnail(storage.read_bytes(self._path(image_rel(pair.id))), self.thumb_size)
-            except OSError:
-                pass
+            thumb = report.thumb_rel(pair.id)
+            if not storage.exists(self._path(thumb)):  # an output of a run before thumbnails were files
+                try:
+                    image = storage.read_bytes(self._path(image_rel(pair.id, pair.options.image_format)))
+                    thumb = self.write_thumb(pair.id, report.thumbnail(image, self.thumb_size))
+                except OSError as e:
+                    if storage.is_transient(e):
+                        raise
+                    thumb = None
         return self.record(pair, "skipped", stored, thumb)
+
+    def write_thumb(self, pair_id: str, data: bytes | None) -> str | None:
+        """Write a pair's thumbnail under OUT; its relative path, or None if there is no picture."""
+        if data is None:
+            return None
+        storage.write_atomic(self._path(report.thumb_rel(pair_id)), data, "image/webp")
+        return report.thumb_rel(pair_id)
 
     def failed_record(self, pair: Pair, reason: str, stage: str = "stylize") -> dict[str, Any]:
         self.failed.inc()
+        self.note("error")
         return error_record(RowError(line=pair.line, reason=reason, row=pair.row, id=pair.id, stage=stage))
 
     def attempt(self, pair: Pair, stylize: Callable[[Inputs], Any]) -> dict[str, Any]:
@@ -268,21 +310,27 @@ class PairDoFn(beam.DoFn):
                    "fingerprint": pair.fingerprint, "inputs": inputs.read, "row": pair.row,
                    "finished": datetime.now(UTC).isoformat(timespec="seconds"),
                    "worker": {"host": socket.gethostname(), "pid": os.getpid()}}
-        storage.write_atomic(self._path(image_rel(pair.id)), result.png_bytes(), "image/png")
+        fmt = pair.options.image_format
+        try:
+            encoded = result.encode(fmt, pair.options.image_quality)
+        except InputError as e:  # e.g. an RGBA result for JPEG: this row's error, not the bundle's
+            return self.failed_record(pair, f"{pair.id}: {e}", "encode")
+        storage.write_atomic(self._path(image_rel(pair.id, fmt)), encoded, MIME_TYPES[fmt])
+        thumb = self.write_thumb(pair.id, report.thumbnail(result.image, self.thumb_size)) if self.thumb_size else None
         storage.write_atomic(self._path(metrics_rel(pair.id)), json.dumps(metrics, indent=1, sort_keys=True),
                              "application/json")  # last: its presence marks the pair done
         self.stylized.inc()
+        self.note("stylized")
         self.seconds.update(int(result.seconds * 1000))
         for k, dist in self.loss.items():
             value = result.losses.get(k)
             if isinstance(value, float) and value == value and abs(value) < 9e12:
                 dist.update(int(value * 1e6))
-        thumb = report.thumbnail(result.image, self.thumb_size) if self.thumb_size else None
         return self.record(pair, "stylized", metrics, thumb)
 
     @staticmethod
     def record(pair: Pair, status: str, metrics: dict[str, Any], thumb: str | None) -> dict[str, Any]:
-        """One line of metrics.jsonl (plus the report's thumbnail, dropped before writing)."""
+        """One line of metrics.jsonl (plus a short loss trace for the report, dropped before writing)."""
         network = metrics.get("network") or {}
         return {"line": pair.line, "id": pair.id, "status": status, "content": pair.content,
                 "styles": list(pair.styles), "mask": pair.mask, "mode": metrics.get("mode", "optimize"),
@@ -291,8 +339,8 @@ class PairDoFn(beam.DoFn):
                 "precision": metrics.get("precision"), "retried": metrics.get("retried", ""),
                 "network": {k: network.get(k) for k in ("path", "training")} if network else None,
                 "options": metrics["options"] if metrics.get("mode") == "fast" else pair.options.pair_dict(),
-                "image": image_rel(pair.id), "metrics": metrics_rel(pair.id),
-                "thumb": thumb}
+                "image": image_rel(pair.id, pair.options.image_format), "metrics": metrics_rel(pair.id),
+                "thumb": thumb, "trace": short_trace(metrics.get("trace"))}
 
 
 class StylizeDoFn(PairDoFn):
@@ -328,6 +376,20 @@ class StylizeDoFn(PairDoFn):
         return result
 
 
+TRACE_POINTS = 40  # points of the loss trace a record carries for the report's small plot
+
+
+def short_trace(trace: Any) -> list[float]:
+    """The total loss of at most TRACE_POINTS evenly spaced steps of a metrics trace (first and last kept)."""
+    if not isinstance(trace, list):
+        return []
+    totals = [float(e["total"]) for e in trace if isinstance(e, dict) and isinstance(e.get("total"), (int, float))]
+    if len(totals) <= TRACE_POINTS:
+        return [round(v, 6) for v in totals]
+    step = (len(totals) - 1) / (TRACE_POINTS - 1)
+    return [round(totals[round(i * step)], 6) for i in range(TRACE_POINTS)]
+
+
 def source_paths(pair: Pair) -> Iterator[str]:
     yield pair.content
     yield from pair.styles
@@ -336,81 +398,26 @@ def source_paths(pair: Pair) -> Iterator[str]:
 
 
 class SourceThumbnail(beam.DoFn):
-    """Path of a content/style image -> (path, data: URI or None) for the report."""
+    """Path of a content, style or mask image -> its thumbnail under OUT/sources/ (kept if there already)."""
 
-    def __init__(self, size: int):
-        self.size = size
+    def __init__(self, output: str, size: int):
+        self.output, self.size = output, size
 
-    def process(self, path: str) -> Iterator[tuple[str, str | None]]:
+    def process(self, path: str) -> Iterator[str]:
+        target = storage.join(self.output, *report.source_rel(path).split("/"))
         try:
-            yield path, report.thumbnail(storage.read_bytes(path), self.size)
-        except (OSError, ValueError):  # unreadable or no filesystem for it: the pair's own row says why
-            yield path, None
+            if not storage.exists(target):
+                data = report.thumbnail(storage.read_bytes(path), self.size)
+                if data is not None:
+                    storage.write_atomic(target, data, "image/webp")
+        except (OSError, ValueError) as e:  # unreadable or no filesystem for it: the pair's own row says why
+            if isinstance(e, OSError) and storage.is_transient(e):
+                raise
+            return
+        yield path
 
 
-# --- end of run ------------------------------------------------------------------------------------
-# Line breaks other than \n that str.splitlines() and many JSON Lines readers split on; json.dumps leaves them raw
-# with ensure_ascii=False (the C0 ones it always escapes), so a row holding one would read as two broken lines.
-_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
-
-
-def _jsonl(records: Iterable[dict[str, Any]]) -> str:
-    return "".join(json.dumps(r, sort_keys=True, ensure_ascii=False).translate(_LINE_BREAKS) + "\n"
-                   for r in records)
-
-
-class WriteRunFiles(beam.DoFn):
-    """All outcome records -> metrics.jsonl, errors.jsonl, report.html, summary.json; checks the accounting."""
-
-    def __init__(self, output: str, source: str, thumb_size: int, max_thumbs: int, prune: bool = False):
-        self.output, self.source, self.thumb_size, self.max_thumbs = output, source, thumb_size, max_thumbs
-        self.prune = prune
-
-    def process(self, keyed: tuple[Any, Iterable[dict[str, Any]]], rows_in: int,
-                sources: dict[str, str | None]) -> Iterator[dict[str, Any]]:
-        records = sorted(keyed[1], key=lambda r: (r["line"], r["id"]))
-        summary = account(records, rows_in)
-        finished = datetime.now(UTC).isoformat(timespec="seconds")
-        summary.update(source=storage.redact(self.source), output=storage.redact(self.output), finished=finished)
-        summary.update(self.handle_orphans({r["id"] for r in records if r.get("id")}, finished))
-        done = [r for r in records if r["status"] != "error"]
-        errors = [r for r in records if r["status"] == "error"]
-        for r in done[self.max_thumbs:]:
-            r["thumb"] = None
-        out = self.output
-        storage.write_atomic(storage.join(out, "errors.jsonl"), _jsonl(errors), "application/x-ndjson")
-        storage.write_atomic(storage.join(out, "metrics.jsonl"),
-                             _jsonl({k: v for k, v in r.items() if k != "thumb"} for r in done),
-                             "application/x-ndjson")
-        shown = sources if len(done) <= self.max_thumbs else {}
-        storage.write_atomic(storage.join(out, "report.html"),
-                             report.render(done, errors, summary, shown, self.thumb_size), "text/html")
-        storage.write_atomic(storage.join(out, "summary.json"), json.dumps(summary, indent=1, sort_keys=True),
-                             "application/json")
-        for sub in ("images", "metrics", "models"):
-            storage.remove_stale_temps(storage.join(out, sub))
-        LOG.info("run summary: %s", summary_line(summary))
-        if not summary["balanced"]:
-            raise AccountingError(f"accounting does not balance: {summary_line(summary)}; "
-                                  f"lines missing {summary['missing_lines'][:20]}, "
-                                  f"doubled {summary['doubled_lines'][:20]}")
-        yield summary
-
-
-    def handle_orphans(self, claimed: set[str], finished: str) -> dict[str, Any]:
-        """List (and with --prune move aside) the outputs under OUT that no row of this run claims."""
-        orphans = find_orphans(self.output, claimed)
-        moved_to = ""
-        if orphans and self.prune:
-            moved_to = f"pruned/{finished.replace(':', '').replace('+0000', 'Z')}"
-            for rel in orphans:
-                storage.move(storage.join(self.output, *rel.split("/")),
-                             storage.join(self.output, *moved_to.split("/"), *rel.split("/")))
-        lines = [f"{moved_to}/{rel}" if moved_to else rel for rel in orphans]
-        storage.write_atomic(storage.join(self.output, ORPHANS), "".join(f"{x}\n" for x in lines), "text/plain")
-        return {"orphans": len(orphans), "pruned_to": moved_to}
-
-
+# --- end of run (pipeline.runfiles does the rest) ---------------------------------------------------
 def find_orphans(output: str, claimed: set[str]) -> list[str]:
     """Paths (relative to OUT) under images/ and metrics/ whose id no row claims: left by rows since changed
     or removed from the manifest, or by another manifest written to the same OUT."""
@@ -426,24 +433,3 @@ def find_orphans(output: str, claimed: set[str]) -> list[str]:
             if name.rsplit(".", 1)[0] not in claimed:
                 found.append(f"{sub}/{name}")
     return sorted(found)
-
-
-def account(records: list[dict[str, Any]], rows_in: int) -> dict[str, Any]:
-    """rows in == stylized + skipped + errors, and every row line exactly once."""
-    status = Counter(r["status"] for r in records)
-    lines = Counter(r["line"] for r in records)
-    doubled = sorted(line for line, n in lines.items() if n > 1)
-    summary = {"rows": rows_in, "stylized": status["stylized"], "skipped": status["skipped"],
-               "errors": status["error"], "doubled_lines": doubled, "missing_lines": []}
-    if len(lines) != rows_in:
-        # manifest lines are not 1..n (blank lines, header), so only the count can say something is missing
-        summary["missing_lines"] = ["?"] * max(0, rows_in - len(lines))
-    summary["balanced"] = (rows_in == summary["stylized"] + summary["skipped"] + summary["errors"]
-                           and not doubled and len(lines) == rows_in)
-    return summary
-
-
-def summary_line(s: dict[str, Any]) -> str:
-    mark = "OK" if s.get("balanced") else "MISMATCH"
-    return (f"rows in {s['rows']} = stylized {s['stylized']} + skipped {s['skipped']} + errors {s['errors']} "
-            f"[{mark}]")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from images_factory import BAD_REASONS, CONTENT, STYLE, write_bad_files, write_odd_files
+from PIL import Image
 
 from nst_core import cli, images
 
@@ -235,3 +236,33 @@ def test_a_cutout_keeps_its_alpha(tmp_path):
     assert cli.main(["--ci", str(tmp_path / "cut.png"), "--si", str(STYLE), "--o", str(tmp_path / "o.png"), *FAST]) == 0
     got = np.asarray(Image.open(tmp_path / "o.png"))
     assert got.shape == (24, 32, 4) and (got[..., 3] == rgba[..., 3]).all()
+
+
+@pytest.mark.parametrize("name, fmt", [("o.jpg", "JPEG"), ("o.webp", "WEBP")])
+def test_output_extension_picks_the_format_and_provenance_follows(tmp_path, name, fmt):
+    out = tmp_path / name
+    assert cli.main(["--ci", str(CONTENT), "--si", str(STYLE), "--o", str(out), "--image-quality", "70", *FAST]) == 0
+    assert Image.open(out).format == fmt
+    assert json.loads(images.read_text(out.read_bytes())["nst:options"])["steps"] == 2
+
+
+def test_unknown_output_extension_is_one_line_before_any_work(tmp_path, capsys):
+    assert cli.main(["--ci", str(CONTENT), "--si", str(STYLE), "--o", str(tmp_path / "o.tif"), *FAST]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "o.tif: unknown image extension .tif" in err
+
+
+def test_a_cutout_as_jpeg_is_composited_onto_the_background(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    rgba = np.zeros((24, 32, 4), np.uint8)
+    rgba[..., :3] = images.to_uint8(images.resize(images.load_image(CONTENT), (24, 32)))
+    rgba[4:20, 6:26, 3] = 255
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "cut.png")
+    out, metrics = tmp_path / "o.jpg", tmp_path / "o.json"
+    assert cli.main(["--ci", str(tmp_path / "cut.png"), "--si", str(STYLE), "--o", str(out), "--metrics",
+                     str(metrics), *FAST]) == 0
+    got = np.asarray(Image.open(out)).astype(int)
+    assert got.shape == (24, 32, 3) and (got[:2, :2] >= 245).all()  # white where it was transparent
+    assert json.loads(metrics.read_text())["alpha"] == "composited onto #ffffff"

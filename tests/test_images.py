@@ -1,5 +1,8 @@
 """Safe decoding: every bad kind refused with a reason naming the file; awkward kinds loaded right."""
 
+import io
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -76,3 +79,32 @@ def test_random_bytes_never_crash_the_loader(data):
         assert str(e).startswith("fuzz")
     else:
         assert arr.ndim == 3 and arr.shape[2] == 3
+
+
+@pytest.mark.parametrize("fmt", images.FORMATS)
+@pytest.mark.parametrize("channels", [3, 4])
+def test_every_format_round_trips_pixels_alpha_and_provenance(fmt, channels):
+    rng = np.random.default_rng(5)
+    arr = np.concatenate([gradient(), rng.integers(0, 256, (*gradient().shape[:2], 1))], axis=2)[..., :channels]
+    text = {"Software": "nst_core test", "nst:options": json.dumps({"size": 64, "note": "<&\"'> é"}), "nst:seed": "7"}
+    if fmt == "jpeg" and channels == 4:
+        with pytest.raises(InputError, match="JPEG holds no alpha"):
+            images.encode(arr, fmt, 90, text)
+        return
+    data = images.encode(arr, fmt, 95, text)
+    assert images.read_text(data) == text
+    decoded = np.asarray(Image.open(io.BytesIO(data)))
+    assert decoded.shape == arr.shape  # alpha kept where the format holds it
+    tolerance = 0 if fmt == "png" else 20
+    assert np.abs(decoded.astype(int) - arr.astype(int)).mean() <= tolerance
+    if channels == 4:
+        assert np.array_equal(decoded[..., 3], arr[..., 3].astype(np.uint8))  # webp alpha is lossless
+
+
+def test_quality_trades_size_and_extension_picks_format():
+    arr = gradient()
+    assert len(images.encode(arr, "jpeg", 30)) < len(images.encode(arr, "jpeg", 95))
+    names = ("a.PNG", "b.jpg", "c.jpeg", "d.webp")
+    assert [images.format_for_path(p) for p in names] == ["png", "jpeg", "jpeg", "webp"]
+    with pytest.raises(InputError, match=r"out\.tif: unknown image extension \.tif"):
+        images.format_for_path("out.tif")

@@ -62,7 +62,7 @@ def test_graph_and_gpu_options_for_dataflow(name, manifest):
     assert job.proto.name == JOB
 
     transforms = {t.unique_name for t in job.proto_pipeline.components.transforms.values()}
-    for step in ("ManifestPath", "ReadManifest", "SplitRows", "SpreadPairs", "Stylize", "GatherOutcomes",
+    for step in ("ManifestPath", "ReadManifest", "SplitRows", "SpreadPairs", "Stylize", "WriteRunFiles/GroupBySheet",
                  "WriteRunFiles"):
         assert step in transforms
 

@@ -43,3 +43,34 @@ def copy_images(src: Path, dst: Path) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(p.read_bytes())
     return dst
+
+
+def report_reach(out: Path) -> tuple[set[str], set[str], list[str]]:
+    """Follow report.html's links to every contact sheet and, sheet to sheet, its previous/next links:
+    (row anchors found on the sheets, sheets reached, image files the pages show that do not exist)."""
+    import re
+    from urllib.parse import unquote
+
+    anchors: set[str] = set()
+    seen: set[str] = set()
+    broken: list[str] = []
+    todo = [out / "report.html"]
+    while todo:
+        page = todo.pop().resolve()
+        if str(page) in seen:
+            continue
+        seen.add(str(page))
+        text = page.read_text(encoding="utf-8")
+        broken += [src for src in re.findall(r'<img src="([^"]+)"', text)
+                   if not (page.parent / unquote(html_unescape(src))).is_file()]
+        if page.name != "report.html":
+            anchors |= {html_unescape(a) for a in re.findall(r"<tr id='([^']+)'", text)}
+        for href in re.findall(r"href='([^'#]+\.html)", text):
+            todo.append(page.parent / html_unescape(href))
+    return anchors, {s for s in seen if "/sheets/" in s}, broken
+
+
+def html_unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)

@@ -89,7 +89,8 @@ def test_bad_style_fails_only_its_rows(fast_run):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["balanced"] and (summary["rows"], summary["stylized"], summary["errors"]) == (7, 5, 2)
     page = (out / "report.html").read_text()
-    assert "Style networks (2)" in page and "stylized &middot; fast" in page and "Errors (2)" in page
+    assert "Style networks (2)" in page and "Errors by reason (2 rows, 1 reasons)" in page
+    assert "stylized &middot; fast" in (out / "sheets" / "0001.html").read_text()
 
 
 def test_rerun_skips_everything_and_trains_nothing(fast_run, catalog):

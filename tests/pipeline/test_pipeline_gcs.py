@@ -9,6 +9,7 @@ import pytest
 from pipeline_helpers import FAST
 
 from nst_core.images import read_png_text
+from pipeline import report
 
 pytestmark = pytest.mark.slow
 BUCKET = "nst-test"
@@ -56,7 +57,11 @@ def test_gs_to_gs_round_trip(gcs, image_dir):
     assert (c["pairs_stylized"], c["pairs_failed"], c["model_loads"]) == (2, 1, 1)
 
     names = {b.name for b in gcs.client.list_blobs(BUCKET, prefix="out/")}
+    sources = {f"out/{report.source_rel(f'gs://{BUCKET}/in/{rel}')}" for rel in ("content/c1.jpg", "content/c2.png",
+                                                                               "style/s1.png")}
+    # no progress or part files left behind: the run's temporary objects are deleted at its end
     assert names == {"out/images/g1.png", "out/images/g2.png", "out/metrics/g1.json", "out/metrics/g2.json",
+                     "out/thumbs/g1.webp", "out/thumbs/g2.webp", "out/sheets/0001.html", *sources,
                      "out/metrics.jsonl", "out/errors.jsonl", "out/report.html", "out/summary.json",
                      "out/orphans.txt"}
     assert json.loads(read_png_text(gcs.blob("out/images/g1.png").download_as_bytes())["nst:options"])["steps"] == 2
@@ -66,8 +71,9 @@ def test_gs_to_gs_round_trip(gcs, image_dir):
     assert done[0]["content"] == f"gs://{BUCKET}/in/content/c1.jpg"
     (err,) = [json.loads(x) for x in gcs.blob("out/errors.jsonl").download_as_text().splitlines()]
     assert err["id"] == "bad" and "not an image" in err["reason"]
-    page = gcs.blob("out/report.html").download_as_text()
-    assert "id='g1'" in page and "id='g2'" in page and "data:image/jpeg;base64," in page
+    sheet = gcs.blob("out/sheets/0001.html").download_as_text()
+    assert "id='g1'" in sheet and "id='g2'" in sheet and 'src="../thumbs/g1.webp"' in sheet
+    assert "Errors by reason (1 rows" in gcs.blob("out/report.html").download_as_text()
 
     c = counters(run(argv))  # rerun from the bucket: everything done is skipped
     assert (c["pairs_stylized"], c["pairs_skipped"], c["pairs_failed"]) == (0, 2, 1)

@@ -12,7 +12,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from nst_core import options as engine_options
 from pipeline import report, storage
 from pipeline.options import PIPELINE_FLAGS, NSTPipelineOptions, flag_names
-from pipeline.transforms import account, summary_line
+from pipeline.runfiles import Accounting, RunStats, account, page_stats, reason_key, summary_line
 
 
 def _other_value(spec: engine_options.OptionSpec) -> str:
@@ -99,24 +99,69 @@ def test_stale_temps_removed(tmp_path):
     assert storage.remove_stale_temps(str(tmp_path)) == 1 and os.listdir(tmp_path) == ["a.png"]
 
 
+def _accounting(recs: list[dict], page_rows: int = 2) -> dict:
+    """The streamed accounting as the pipeline computes it: per sheet, then combined."""
+    pages: dict[int, list[dict]] = {}
+    for r in recs:
+        pages.setdefault((r["line"] - 1) // page_rows, []).append(r)
+    fn = Accounting()
+    accs = [fn.add_input(fn.create_accumulator(), page_stats((k, v))) for k, v in pages.items()]
+    return fn.extract_output(fn.merge_accumulators(accs))
+
+
 def test_accounting_balances_or_says_what_is_wrong():
     recs = [{"line": 2, "status": "stylized"}, {"line": 3, "status": "skipped"}, {"line": 4, "status": "error"}]
-    ok = account(recs, 3)
+    ok = account(_accounting(recs), 3)
     assert ok["balanced"] and summary_line(ok).endswith("[OK]")
-    lost = account(recs[:2], 3)
-    assert not lost["balanced"] and "MISMATCH" in summary_line(lost)
-    doubled = account([*recs, recs[0]], 4)
+    lost = account(_accounting(recs[:2]), 3)
+    assert not lost["balanced"] and "MISMATCH" in summary_line(lost) and lost["missing_lines"] == ["?"]
+    doubled = account(_accounting([*recs, recs[0]]), 4)
     assert not doubled["balanced"] and doubled["doubled_lines"] == [2]
+    swapped = account(_accounting([recs[0], recs[1], {"line": 3, "status": "error"}]), 3)  # 3 twice, 4 lost
+    assert not swapped["balanced"] and swapped["doubled_lines"] == [3]
 
 
-def test_report_escapes_and_embeds():
-    thumb = report.thumbnail(np.zeros((50, 80, 3), np.uint8), 32)
-    assert thumb.startswith("data:image/jpeg;base64,")
+def test_run_stats_are_bounded_and_merge_like_one_pass():
+    recs = [{"line": i + 2, "id": f"p{i}", "status": "stylized", "styles": [f"s{i % 3}.jpg"], "seconds": 1.0 + i,
+             "losses": {"content": 0.1 * (i + 1), "style": 1.0 / (i + 1)}, "retried": "float32" if i == 4 else ""}
+            for i in range(50)]
+    recs += [{"line": 60 + i, "id": f"e{i}", "status": "error", "reason": f"content /data/c{i}.jpg: file not found",
+              "row": {"style": "s0.jpg"}} for i in range(7)]
+    fn = RunStats(page_rows=20, worst=5)
+    one = fn.extract_output(fn.merge_accumulators([fn.add_input(fn.create_accumulator(), r) for r in recs]))
+    halves = [fn.create_accumulator(), fn.create_accumulator()]
+    for i, r in enumerate(recs):
+        fn.add_input(halves[i % 2], r)
+    merged = fn.extract_output(fn.merge_accumulators(halves))
+    assert one["worst"] == merged["worst"]
+    assert [r["id"] for r in one["worst"]["content"]] == ["p49", "p48", "p47", "p46", "p45"]
+    assert [r["id"] for r in one["worst"]["style"]][0] == "p0" and one["worst"]["retried"][0]["id"] == "p4"
+    assert one["worst"]["slowest"][0]["page"] == (51 - 1) // 20
+    assert one["reasons"] == merged["reasons"] and list(one["reasons"]) == ["content <path>: file not found"]
+    assert one["reasons"]["content <path>: file not found"]["count"] == 7
+    assert one["styles"]["s0.jpg"]["error"] == 7 and sum(g["rows"] for g in one["styles"].values()) == 57
+    assert sum(one["hist"]["seconds"].values()) == 50
+
+
+def test_reason_key_groups_alike_failures():
+    assert reason_key("content gs://b/x/1.jpg: file not found") == reason_key("content /tmp/2.png: file not found")
+    assert reason_key("option size: 0 is below the minimum 16") == "option size: N is below the minimum N"
+    assert reason_key("duplicate id 'p1'") == reason_key("duplicate id 'zz'")
+
+
+def test_report_pages_escape_and_link_thumbnail_files():
+    assert report.thumbnail(np.zeros((50, 80, 3), np.uint8), 32)[:4] == b"RIFF"
     assert report.thumbnail(b"not an image", 32) is None
-    page = report.render(
-        [{"id": "x<1>", "line": 2, "status": "stylized", "content": "c.jpg", "styles": ["s.jpg"], "thumb": thumb,
-          "losses": {"total": 1.5, "content": float("nan")}, "image": "images/x.png", "metrics": "metrics/x.json"}],
-        [{"line": 3, "id": "", "reason": "content: <missing>", "row": {"content": ""}}],
-        {"rows": 2, "stylized": 1, "errors": 1}, {"c.jpg": thumb, "s.jpg": None}, 32)
+    rgba = report.thumbnail(np.zeros((10, 10, 4), np.uint8), 32)
+    import io
+
+    from PIL import Image
+    assert Image.open(io.BytesIO(rgba)).mode == "RGBA"
+    recs = [{"id": "x<1>", "line": 2, "status": "stylized", "content": "c.jpg", "styles": ["s.jpg"],
+             "thumb": "thumbs/x<1>.webp", "losses": {"total": 1.5, "content": float("nan")}, "image": "images/x.png",
+             "metrics": "metrics/x.json", "trace": [3.0, 2.0, 1.0], "mask": "m.png"},
+            {"line": 3, "id": "", "status": "error", "reason": "content: <missing>", "row": {"content": ""}}]
+    page = report.render_sheet(recs, 0, [0, 1], "2 rows", 32, (2, 3))
     assert "x&lt;1&gt;" in page and "&lt;missing&gt;" in page and "<missing>" not in page
-    assert page.count(thumb) == 2 and "(no preview)" in page
+    assert 'src="../thumbs/x&lt;1&gt;.webp"' in page and f'src="../{report.source_rel("m.png")}"' in page
+    assert "<polyline" in page and "href='../sheets/0002.html'" in page and "previous" not in page

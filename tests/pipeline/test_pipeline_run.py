@@ -10,7 +10,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
-from pipeline_helpers import FAST, copy_images, read_jsonl, write_csv
+from pipeline_helpers import FAST, copy_images, read_jsonl, report_reach, write_csv
 
 from nst_core.images import read_png_text
 from pipeline.run import build, counters, main, resolve_options, run
@@ -99,13 +99,16 @@ def test_counters_one_model_load_and_style_cache(first_run):
     assert c["style_cache_hits"] >= 1
 
 
-def test_report_lists_every_pair_and_error(first_run):
+def test_report_pages_reach_every_row(first_run):
     out, _ = first_run
+    anchors, sheets, broken = report_reach(out)
+    done, errors = read_jsonl(out / "metrics.jsonl"), read_jsonl(out / "errors.jsonl")
+    assert {r["id"] for r in done} <= anchors and not broken
+    assert {e["id"] or f"line-{e['line']}" for e in errors} <= anchors
     page = (out / "report.html").read_text()
-    for rec in read_jsonl(out / "metrics.jsonl"):
-        assert f"id='{rec['id']}'" in page and rec["image"] in page
-    assert page.count("data:image/jpeg;base64,") >= 4 + 4  # results + sources
-    assert "duplicate id" in page and "Errors (13)" in page
+    assert "duplicate id" in page and "Errors by reason (13 rows" in page and "Highest style loss" in page
+    for rec in done:
+        assert (out / rec["thumb"]).is_file() and rec["thumb"] == f"thumbs/{rec['id']}.webp"
 
 
 def test_rerun_skips_everything_and_rewrites_the_run_files(first_run, catalog):
@@ -170,14 +173,16 @@ def test_changed_options_redo_rows_with_fixed_ids(tmp_path, image_dir):
 def test_cross_mode_and_jsonl_free_main(tmp_path, image_dir, capsys):
     out = tmp_path / "out"
     code = main(["--contents", str(image_dir / "content" / "c*"), "--styles", str(image_dir / "style" / "*"),
-                 "--output", str(out), *FAST, "--report_max_thumbnails", "2"])
+                 "--output", str(out), *FAST, "--report_sheet_rows", "2", "--report_worst", "1"])
     assert code == 0
     done = read_jsonl(out / "metrics.jsonl")
     assert len(done) == 4 and {(Path(r["content"]).name, Path(r["styles"][0]).name) for r in done} == \
         {(c, s) for c in ("c1.jpg", "c2.png") for s in ("s1.png", "s2.jpg")}
     assert "rows in 4 = stylized 4 + skipped 0 + errors 0 [OK]; model loads 1" in capsys.readouterr().out
+    anchors, sheets, broken = report_reach(out)
+    assert anchors == {r["id"] for r in done} and len(sheets) == 2 and not broken  # 4 rows, 2 a sheet
     page = (out / "report.html").read_text()
-    assert page.count("data:image/jpeg") == 2 and all(r["id"] in page for r in done)
+    assert page.count("<div class='card'>") == 3  # one pair each: highest content, style loss, slowest
 
 
 def test_main_exit_codes_and_messages(tmp_path, image_dir, capsys):

@@ -61,13 +61,13 @@ def test_orphans_are_listed_and_pruned_only_on_request(tmp_path, image_dir, caps
     assert main(argv) == 0
     write_csv(m, ["content,style", "content/c1.jpg,style/s2.jpg", "content/c2.png,style/s1.png"])  # row 1 changed
     assert main(argv) == 0
-    assert "2 output file(s) that no row claims, left in place" in capsys.readouterr().err
-    assert (out / "orphans.txt").read_text().split() == ["images/c1_s1.png", "metrics/c1_s1.json"]
-    assert json.loads((out / "summary.json").read_text())["orphans"] == 2
+    assert "3 output file(s) that no row claims, left in place" in capsys.readouterr().err
+    assert (out / "orphans.txt").read_text().split() == ["images/c1_s1.png", "metrics/c1_s1.json", "thumbs/c1_s1.webp"]
+    assert json.loads((out / "summary.json").read_text())["orphans"] == 3
     assert (out / "images" / "c1_s1.png").exists()  # never deleted without --prune
     assert main([*argv, "--prune"]) == 0
     moved = (out / "orphans.txt").read_text().split()
-    assert len(moved) == 2 and all((out / p).is_file() for p in moved) and moved[0].startswith("pruned/")
+    assert len(moved) == 3 and all((out / p).is_file() for p in moved) and moved[0].startswith("pruned/")
     assert sorted(p.name for p in (out / "images").iterdir()) == ["c1_s2.png", "c2_s1.png"]
     assert main(argv) == 0 and (out / "orphans.txt").read_text() == ""
 

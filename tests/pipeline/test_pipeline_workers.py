@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -39,10 +40,16 @@ def test_two_worker_processes_load_the_model_once_each_offline(tmp_path, image_d
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(NETAUDIT), str(ROOT), os.environ.get("PYTHONPATH", "")]))
     sitecustomize.install(str(audit))
     code = main(["--manifest", str(manifest(root, 6)), "--output", str(out), *FAST,
-                 "--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+                 "--direct_running_mode=multi_processing", "--direct_num_workers=2", "--progress_every", "0.5"])
     assert code == 0
+    captured = capsys.readouterr()
+    # the launcher's progress lines, summed from both worker processes' progress files while they ran
+    lines = re.findall(r"stylized (\d+)/(\d+|\?) \((\d+) failed\) [0-9.e+-]+ pairs/s", captured.out)
+    assert len(lines) >= 2 and lines[-1] == ("6", "6", "0"), captured.out
+    assert any(done not in ("0", "6") for done, _, _ in lines), "no line while pairs were being stylized"
+    assert not (out / "progress").exists()  # the run's progress files are gone when it ends
     assert audit.read_text() == "", "network attempts during a local run:\n" + audit.read_text()
-    printed = capsys.readouterr().out
+    printed = captured.out
     loads = int(printed.split("model loads ")[1].split()[0])
     pids = {json.loads(p.read_text())["worker"]["pid"] for p in (out / "metrics").glob("*.json")}
     assert os.getpid() not in pids           # the pairs ran in the worker processes

@@ -94,5 +94,6 @@ def test_hostile_file_names_in_cross_mode_stay_inside_out_and_escaped(tmp_path):
     assert len(names) == len(hostile) and all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*\.png", n) for n in names)
     assert not [n for n in names if ".." in n], names
     assert not temp_files(out)
-    page = (out / "report.html").read_text(encoding="utf-8")
-    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    pages = [p.read_text(encoding="utf-8") for p in (out / "report.html", *sorted((out / "sheets").glob("*.html")))]
+    assert not any("<img src=x" in page for page in pages)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in pages[1]  # the sheet names the content file, escaped
