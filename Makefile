@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt setup.py | cksum | cut -d' ' -f1)
 DEMO_OUT ?= out/demo
 
-.PHONY: demo test lint setup weights bench clean
+.PHONY: demo test lint setup weights browser bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,12 @@ demo: weights
 lint: setup
 	$(VENV)/bin/ruff check .
 
-test: weights lint
+# The report's browser test needs Debian's chromium (the machines run as root with the Debian archive).
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: weights lint browser
 	$(PY) -m pytest -q -m "not network" tests
 	$(PY) -m pytest -q -m network tests
 
