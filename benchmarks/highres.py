@@ -7,6 +7,7 @@ states times as ratios against the same pair's 512 px run of the same invocation
     python benchmarks/highres.py                                   # 3 pairs x 512, 1024, 2048, 4096
     python benchmarks/highres.py --pair chelsea-starry --size 512 --size 2048
     python benchmarks/highres.py --agreement-only                  # tiled vs untiled loss and gradient
+    python benchmarks/highres.py --model starry.keras --tag fast   # fast mode: a trained style network
 
 Crops for looking at: ``benchmarks/out/highres/crops/<pair>_<size>_<where>.png``, left the 512 px
 output upscaled, right the large output, same region at full resolution.
@@ -47,8 +48,9 @@ def run_child(cmd: list[str]) -> tuple[float, float]:
     return wall, usage.ru_maxrss / 1024**2  # ru_maxrss is in KiB on Linux
 
 
-def stylize_cmd(content: Path, style: Path, size: int, out: Path, sets: list[str]) -> list[str]:
-    cmd = [str(Path(sys.executable).parent / "nst-stylize"), "--content", str(content), "--style", str(style),
+def stylize_cmd(content: Path, style: Path, size: int, out: Path, sets: list[str], model: str = "") -> list[str]:
+    how = ["--model", model] if model else ["--style", str(style)]
+    cmd = [str(Path(sys.executable).parent / "nst-stylize"), "--content", str(content), *how,
            "--output", str(out), "--size", str(size), "--metrics", str(out.with_suffix(".json")), "--quiet"]
     for s in sets:
         k, v = s.split("=", 1)
@@ -131,6 +133,7 @@ def main() -> int:
     ap.add_argument("--pair", action="append")
     ap.add_argument("--set", action="append", default=[], help="engine option override key=value")
     ap.add_argument("--tag", default="defaults")
+    ap.add_argument("--model", default="", help="a trained style network (.keras): fast mode instead of optimising")
     ap.add_argument("--agreement-only", action="store_true")
     ap.add_argument("--agreement-side", type=int, default=512)
     ap.add_argument("--no-agreement", action="store_true")
@@ -149,19 +152,20 @@ def main() -> int:
     feats = VGGFeatures(load_weights(), "float32", "max")
     sizes = sorted(set(args.size or [512, 1024, 2048, 4096]) | {512})
     rows = []
-    print(f"{'pair':<18}{'size':>5} {'h x w':>10} {'wall s':>7} {'x512':>6} {'RSS GB':>7} {'tiles':>5} "
+    print(f"{'pair':<18}{'size':>5} {'h x w':>10} {'wall s':>7} {'x512':>6} {'RSS GB':>7} {'plan GB':>7} {'tiles':>5} "
           f"{'content':>8} {'style':>7} {'c/c512':>7} {'s/s512':>7}  verdict", flush=True)
     for name in args.pair or DEFAULT_PAIRS:
         content, style = PAIRS[name]
         base = None
         for size in sizes:
             out = OUT / f"{name}_{size}_{args.tag}.png"
-            cmd = stylize_cmd(content, style, size, out, args.set)
+            cmd = stylize_cmd(content, style, size, out, args.set, args.model)
             wall, rss = run_child(cmd)
             m = json.loads(out.with_suffix(".json").read_text())
             d = score(out, content, style, feats)
             row = {"pair": name, "size": size, "hw": m["size"], "wall_s": round(wall, 1), "rss_gb": round(rss, 2),
-                   "tiles": max(e.get("tiles", 1) for e in m["trace"]), "distances_at_512": d,
+                   "tiles": max((e.get("tiles", 1) for e in m["trace"]), default=1), "distances_at_512": d,
+                   "planned_gb": round(max((e.get("planned_mb", 0) for e in m["trace"]), default=0) / 1024, 2),
                    "command": " ".join(cmd[1:]), "cpu": result["cpu"]}
             if size == 512:
                 base = row
@@ -178,7 +182,8 @@ def main() -> int:
                     verdict = ", ".join([f"dist {'met' if ok_d else 'MISSED'}", f"RSS {'met' if ok_m else 'MISSED'}"]
                                         + ([f"wall {'met' if ok_w else 'MISSED'}"] if "wall_x" in t else []))
             print(f"{name:<18}{size:>5} {m['size'][0]:>4}x{m['size'][1]:<5} {wall:>7.1f} "
-                  f"{row.get('wall_x512', float('nan')):>6.2f} {rss:>7.2f} {row['tiles']:>5} {d['content']:>8.3f} "
+                  f"{row.get('wall_x512', float('nan')):>6.2f} {rss:>7.2f} {row['planned_gb']:>7.2f} "
+                  f"{row['tiles']:>5} {d['content']:>8.3f} "
                   f"{d['style']:>7.3f} {row.get('content_ratio', float('nan')):>7.3f} "
                   f"{row.get('style_ratio', float('nan')):>7.3f}  {verdict}", flush=True)
             rows.append(row)

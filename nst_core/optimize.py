@@ -104,6 +104,8 @@ def lbfgs(x: np.ndarray, objective: Objective, steps: int, on_step: OnStep, hist
         sy = _dot(s_vec, y_vec)
         if s0.shape == x.shape and sy > 0:
             mem.append((s_vec, y_vec, 1.0 / sy))
+    if curvature is not None:
+        curvature.clear()  # mem holds the seeds now; the caller's list kept evicted pairs alive (2 GB at 4096 px)
     for i in range(1, steps):
         flat_g = g.ravel().astype(dtype, copy=False)
         if mem:

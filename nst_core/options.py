@@ -75,8 +75,9 @@ class StyleOptions:
     detail_steps: int = _spec(6, "optimizer steps of each scale finer than look_size (shallow like the "
                               "final scale when refine is shallow)", lo=0, hi=100000)
     memory_budget: int = _spec(0, "memory in MB one pair may plan for (image-sized state, L-BFGS history and "
-                               "one pass's activations); above it scales are computed in tiles with the "
-                               "style loss kept global and exact, and a size it can never serve is "
+                               "one pass's activations; the runtime's ~0.9 GB comes on top); above it "
+                               "scales are computed in tiles with the style loss kept global and exact, "
+                               "and a size it can never serve is "
                                "rejected before work starts; 0: auto, 40 percent of the available RAM (of the "
                                "GPU's memory on a GPU)", lo=0, hi=10**7, scope="engine")
     refine: str = _spec("shallow", "final scale of a multi-scale run: shallow optimises only the style "

@@ -365,9 +365,13 @@ class Stylizer:
             held = c_img if keep is not None else None
             del c_img  # the objective holds its features; one image less during the steps
 
-            def on_step(p: dict, arr: np.ndarray, _scale=idx, _hw=hw, _stage=stage, _tiles=len(tiles)) -> None:
+            planned_mb = self._peak(o, precision, hw, tiles) // tiling.MB
+
+            def on_step(p: dict, arr: np.ndarray, _scale=idx, _hw=hw, _stage=stage, _tiles=len(tiles),
+                        _mb=planned_mb) -> None:
                 entry = {"step": len(trace) + 1, "scale": _scale, "height": _hw[0], "width": _hw[1],
-                         "stage": _stage, "tiles": _tiles, "seconds": round(time.perf_counter() - t_start, 4), **p}
+                         "stage": _stage, "tiles": _tiles, "planned_mb": _mb,
+                         "seconds": round(time.perf_counter() - t_start, 4), **p}
                 trace.append(entry)
                 if progress is not None:
                     progress(entry, arr)
@@ -416,6 +420,11 @@ class Stylizer:
         deepest = max((*o.style_layers, o.content_layer), key=VGG_LAYERS.index)
         return tiling.plan_scale(hw, deepest, o.content_layer, budget, self.features(o.pooling, precision).dtype.size,
                                  backward, name)
+
+    def _peak(self, o: StyleOptions, precision: str, hw: tuple[int, int], tiles: list[tiling.Tile]) -> int:
+        """The planner's estimate of the peak RSS of one scale (runtime included), in bytes."""
+        deepest = max((*o.style_layers, o.content_layer), key=VGG_LAYERS.index)
+        return tiling.peak_bytes(hw, tiles, deepest, o.content_layer, self.features(o.pooling, precision).dtype.size)
 
     def _tiled(self, o: StyleOptions, precision: str, with_content: bool = True,
                masked: bool = False) -> tiling.TiledVGG:

@@ -29,7 +29,7 @@ from nst_core.options import VGG_LAYERS
 
 MB = 1 << 20
 TILE_PASS_CAP = 1024 * MB  # one pass's activations: tiles above ~1 Mpx gain nothing (halo overhead < 5 %)
-RUNTIME_BYTES = 900 * MB  # TensorFlow, the weights, Python: measured RSS of an idle engine ~0.8 GB
+RUNTIME_BYTES = 900 * MB  # TensorFlow, the weights, Python (idle engine ~0.8 GB): on top of the budget, not in it
 CHANNELS = {"block1": 64, "block2": 128, "block3": 256, "block4": 512, "block5": 512}
 MIN_CORE = 64  # smallest tile core side planned: below it the halo dominates
 
@@ -163,16 +163,23 @@ def budget_bytes(memory_budget_mb: int) -> int:
 
 LBFGS_HISTORY = 10  # curvature pairs of an untiled scale, float64
 LBFGS_HISTORY_TILED = 5  # of a tiled scale, float32: each pair is two image-sized arrays (300 MB at 4096x3072)
-IMAGE_COPIES = 16  # image-sized float32 arrays alive at a step: x, gradient, best, trial, search vectors, content
+IMAGE_COPIES = 8  # float32 image-sized arrays besides the history at a step: x, start, best, trial, gradients, s, y
 
 
 def state_bytes(hw: tuple[int, int], content_layer: str, tiled: bool) -> int:
-    """Image-sized memory of one scale: image copies, L-BFGS history, content features, and the runtime."""
+    """Image-sized memory of one scale: image copies, L-BFGS history and content features (not the runtime)."""
     px = hw[0] * hw[1]
     s = 2 ** level(content_layer)
     content = -(-hw[0] // s) * -(-hw[1] // s) * CHANNELS[content_layer.split("_")[0]] * 4
     history = LBFGS_HISTORY_TILED * 2 * 4 if tiled else LBFGS_HISTORY * 2 * 8
-    return px * 3 * (IMAGE_COPIES * 4 + history) + content + RUNTIME_BYTES
+    return px * 3 * (IMAGE_COPIES * 4 + history) + content
+
+
+def peak_bytes(hw: tuple[int, int], tiles: list[Tile], deepest: str, content_layer: str, dtype_bytes: int = 4,
+               backward: bool = True) -> int:
+    """The planner's estimate of the process's peak RSS at one scale: runtime, state and the largest tile pass."""
+    passes = max(pass_bytes((t.oy1 - t.oy0, t.ox1 - t.ox0), deepest, dtype_bytes, backward) for t in tiles)
+    return RUNTIME_BYTES + state_bytes(hw, content_layer, len(tiles) > 1) + passes
 
 
 def plan_scale(hw: tuple[int, int], deepest: str, content_layer: str, budget: int, dtype_bytes: int = 4,

@@ -125,3 +125,24 @@ def test_an_8gb_budget_serves_4096_in_tiles_and_auto_is_40_percent_of_available(
     monkeypatch.setattr(tiling, "available_bytes", lambda: 20000 * tiling.MB)
     assert tiling.budget_bytes(0) == 8000 * tiling.MB
     assert tiling.budget_bytes(1234) == 1234 * tiling.MB
+
+
+def test_a_tiny_output_fits_a_tiny_budget_untiled():
+    """The runtime (TensorFlow, weights) is not charged to the pair: 64 MB serve a 32x40 output whole."""
+    tiles = tiling.plan_scale((32, 40), "block5_conv1", "block4_conv2", 64 * tiling.MB)
+    assert tiles == [tiling.Tile(0, 32, 0, 40, 0, 32, 0, 40)]
+    assert tiling.peak_bytes((32, 40), tiles, "block5_conv1", "block4_conv2") < tiling.RUNTIME_BYTES + 64 * tiling.MB
+
+
+@pytest.mark.parametrize("side", [2048, 4096])
+def test_the_planned_peak_stays_within_the_budget_and_grows_with_pixels(side):
+    budget = 6000 * tiling.MB
+    peaks = []
+    for hw in (images.fit_size((3, 4), side), (side, side)):
+        tiles = tiling.plan_scale(hw, "block3_conv1", "block3_conv1", budget)
+        peak = tiling.peak_bytes(hw, tiles, "block3_conv1", "block3_conv1")
+        assert len(tiles) > 1 and peak - tiling.RUNTIME_BYTES <= budget
+        peaks.append(peak - tiling.RUNTIME_BYTES - tiling.pass_bytes(
+            max(((t.oy1 - t.oy0, t.ox1 - t.ox0) for t in tiles), key=lambda s: s[0] * s[1]), "block3_conv1"))
+    # The image-sized state scales with the pixel count (4:3 vs square), the tile pass does not.
+    assert peaks[1] / peaks[0] == pytest.approx(4 / 3, rel=0.01)
