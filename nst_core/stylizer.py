@@ -287,7 +287,7 @@ class Stylizer:
             hw = images.fit_size(content.shape[:2], longest)
             c_img = images.resize(work_content, hw)
             tiles = self._plan(o, precision, hw, budget, name)
-            history = tiling.LBFGS_HISTORY_TILED if len(tiles) > 1 else tiling.LBFGS_HISTORY
+            history, memory_dtype = tiling.lbfgs_memory(hw, opts.look_size)
             if x is None:
                 x = self._init(opts, c_img, styles[0], init_arr, hw, rng)
             else:
@@ -314,7 +314,7 @@ class Stylizer:
 
             if o.optimizer == "lbfgs":
                 x, _ = optimize.lbfgs(x, objective, steps, on_step, history=history, curvature=curvature,
-                                      dtype=np.float64 if len(tiles) == 1 else np.float32)
+                                      dtype=memory_dtype)
             else:
                 x, _ = optimize.adam(x, objective, steps, o.learning_rate, on_step)
             del objective  # its content features are image-sized
@@ -351,7 +351,7 @@ class Stylizer:
               backward: bool = True) -> list[tiling.Tile]:
         deepest = max((*o.style_layers, o.content_layer), key=VGG_LAYERS.index)
         return tiling.plan_scale(hw, deepest, o.content_layer, budget, self.features(o.pooling, precision).dtype.size,
-                                 backward, name)
+                                 backward, name, o.look_size)
 
     def _tiled(self, o: StyleOptions, precision: str, with_content: bool = True) -> tiling.TiledVGG:
         content_layer = o.content_layer if with_content else None

@@ -28,7 +28,7 @@ from nst_core.features import VGGFeatures
 from nst_core.options import VGG_LAYERS
 
 MB = 1 << 20
-TILE_PASS_CAP = 1024 * MB  # one pass's activations: tiles above ~1 Mpx gain nothing (halo overhead < 5 %)
+TILE_PASS_CAP = 512 * MB  # one pass's activations: larger tiles gain little (halo overhead < 5 %), and cost RAM at 4096 px
 RUNTIME_BYTES = 900 * MB  # TensorFlow, the weights, Python: measured RSS of an idle engine ~0.8 GB
 CHANNELS = {"block1": 64, "block2": 128, "block3": 256, "block4": 512, "block5": 512}
 MIN_CORE = 64  # smallest tile core side planned: below it the halo dominates
@@ -161,36 +161,50 @@ def budget_bytes(memory_budget_mb: int) -> int:
     return memory_budget_mb * MB if memory_budget_mb > 0 else int(0.4 * available_bytes())
 
 
-LBFGS_HISTORY = 10  # curvature pairs of an untiled scale, float64
-LBFGS_HISTORY_TILED = 5  # of a tiled scale, float32: each pair is two image-sized arrays (300 MB at 4096x3072)
+LBFGS_HISTORY = 10  # curvature pairs of a scale up to the look size, float64
+LBFGS_HISTORY_LARGE = 3  # of a scale above it, float32: each pair is two image-sized arrays (400 MB at 4096x4096)
 IMAGE_COPIES = 16  # image-sized float32 arrays alive at a step: x, gradient, best, trial, search vectors, content
 
 
-def state_bytes(hw: tuple[int, int], content_layer: str, tiled: bool) -> int:
+def lbfgs_memory(hw: tuple[int, int], look_size: int) -> tuple[int, type]:
+    """(curvature pairs, dtype) of one scale's L-BFGS: set by the scale's size, never by the budget or
+    tiling, so the same options give the same picture on any machine."""
+    return (LBFGS_HISTORY_LARGE, np.float32) if max(hw) > look_size else (LBFGS_HISTORY, np.float64)
+
+
+def state_bytes(hw: tuple[int, int], content_layer: str, look_size: int) -> int:
     """Image-sized memory of one scale: image copies, L-BFGS history, content features, and the runtime."""
     px = hw[0] * hw[1]
     s = 2 ** level(content_layer)
     content = -(-hw[0] // s) * -(-hw[1] // s) * CHANNELS[content_layer.split("_")[0]] * 4
-    history = LBFGS_HISTORY_TILED * 2 * 4 if tiled else LBFGS_HISTORY * 2 * 8
+    pairs, dtype = lbfgs_memory(hw, look_size)
+    history = pairs * 2 * np.dtype(dtype).itemsize
     return px * 3 * (IMAGE_COPIES * 4 + history) + content + RUNTIME_BYTES
 
 
 def plan_scale(hw: tuple[int, int], deepest: str, content_layer: str, budget: int, dtype_bytes: int = 4,
-               backward: bool = True, name: str = "content") -> list[Tile]:
+               backward: bool = True, name: str = "content", look_size: int = 512) -> list[Tile]:
     """Tiles of one scale within ``budget`` bytes for the whole pair; InputError naming ``name`` if none fit.
 
     One tile (untiled, as below the budget) when the whole image's pass and state fit; else tiles whose
-    pass fits what the tiled state leaves, at most :data:`TILE_PASS_CAP`.
+    pass fits what the state leaves, at most :data:`TILE_PASS_CAP`.
     """
+    state = state_bytes(hw, content_layer, look_size)
     whole = pass_bytes(hw, deepest, dtype_bytes, backward)
-    if whole <= min(TILE_PASS_CAP, budget - state_bytes(hw, content_layer, False)):
+    if whole <= min(TILE_PASS_CAP, budget - state):
         return plan(hw, deepest, whole, dtype_bytes, backward, name)
-    state = state_bytes(hw, content_layer, True)
     floor = pass_bytes((MIN_CORE * 4, MIN_CORE * 4), deepest, dtype_bytes, backward)
     if budget - state < floor:
         raise InputError(f"{name}: a {hw[0]}x{hw[1]} px output needs about {(state + floor) // MB} MB, above the "
                          f"memory budget of {budget // MB} MB (option memory_budget)")
     return plan(hw, deepest, min(TILE_PASS_CAP, budget - state), dtype_bytes, backward, name)
+
+
+def peak_bytes(hw: tuple[int, int], tiles: list[Tile], deepest: str, content_layer: str, dtype_bytes: int = 4,
+               look_size: int = 512) -> int:
+    """The planner's estimate of the process's peak at one scale: its state plus its largest tile pass."""
+    largest = max(pass_bytes((t.oy1 - t.oy0, t.ox1 - t.ox0), deepest, dtype_bytes) for t in tiles)
+    return state_bytes(hw, content_layer, look_size) + largest
 
 
 class TiledVGG:

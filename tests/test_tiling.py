@@ -125,3 +125,17 @@ def test_an_8gb_budget_serves_4096_in_tiles_and_auto_is_40_percent_of_available(
     monkeypatch.setattr(tiling, "available_bytes", lambda: 20000 * tiling.MB)
     assert tiling.budget_bytes(0) == 8000 * tiling.MB
     assert tiling.budget_bytes(1234) == 1234 * tiling.MB
+
+
+def test_a_budget_that_forces_tiles_gives_the_same_picture(stylizer, monkeypatch):
+    # The L-BFGS memory is chosen by the scale's size, not by tiling: a machine with less free RAM tiles
+    # more but paints the same picture (float32 rounding of the tile sums aside).
+    content = images.resize(images.load_image(CONTENT), (120, 160))
+    opts = StyleOptions(size=160, look_size=160, steps=8, coarse_steps=8, min_size=40,
+                        style_layers=("block1_conv1", "block2_conv1", "block3_conv1"), content_layer="block3_conv1")
+    plain = stylizer.stylize(content, STYLE, opts)
+    monkeypatch.setattr(tiling, "TILE_PASS_CAP", tiling.pass_bytes((96, 96), "block3_conv1"))
+    tiled = stylizer.stylize(content, STYLE, opts)
+    assert max(e["tiles"] for e in tiled.trace) > 1 and max(e["tiles"] for e in plain.trace) == 1
+    diff = np.abs(tiled.image.astype(float) - plain.image.astype(float))
+    assert diff.mean() < 0.05 and abs(tiled.losses["total"] - plain.losses["total"]) <= 1e-3 * plain.losses["total"]
