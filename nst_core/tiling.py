@@ -28,7 +28,8 @@ from nst_core.features import VGGFeatures
 from nst_core.options import VGG_LAYERS
 
 MB = 1 << 20
-TILE_PASS_CAP = 512 * MB  # one pass's activations: larger tiles gain little (halo overhead < 5 %), and cost RAM at 4096 px
+UNTILED_PASS_CAP = 1024 * MB  # a scale whose whole pass fits this (up to ~700x700 px) is not tiled
+TILE_PASS_CAP = 512 * MB  # one tile pass: larger tiles save little halo work and cost RAM at 4096 px
 RUNTIME_BYTES = 900 * MB  # TensorFlow, the weights, Python: measured RSS of an idle engine ~0.8 GB
 CHANNELS = {"block1": 64, "block2": 128, "block3": 256, "block4": 512, "block5": 512}
 MIN_CORE = 64  # smallest tile core side planned: below it the halo dominates
@@ -191,7 +192,7 @@ def plan_scale(hw: tuple[int, int], deepest: str, content_layer: str, budget: in
     """
     state = state_bytes(hw, content_layer, look_size)
     whole = pass_bytes(hw, deepest, dtype_bytes, backward)
-    if whole <= min(TILE_PASS_CAP, budget - state):
+    if whole <= min(UNTILED_PASS_CAP, budget - state):
         return plan(hw, deepest, whole, dtype_bytes, backward, name)
     floor = pass_bytes((MIN_CORE * 4, MIN_CORE * 4), deepest, dtype_bytes, backward)
     if budget - state < floor:

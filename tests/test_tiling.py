@@ -93,7 +93,8 @@ def test_tiled_run_keeps_odd_size_and_aspect(stylizer, monkeypatch):
     opts = StyleOptions(size=203, look_size=110, steps=2, coarse_steps=2, detail_steps=3, min_size=25)
     plain = stylizer.stylize(content, STYLE, opts)
     assert all(e["tiles"] == 1 for e in plain.trace)
-    monkeypatch.setattr(tiling, "TILE_PASS_CAP", tiling.pass_bytes((96, 96), "block3_conv1"))
+    for cap in ("TILE_PASS_CAP", "UNTILED_PASS_CAP"):
+        monkeypatch.setattr(tiling, cap, tiling.pass_bytes((96, 96), "block3_conv1"))
     seen = []
     r = stylizer.stylize(content, STYLE, opts, progress=lambda e, _: seen.append(e))
     assert r.image.shape == (157, 203, 3)
@@ -134,7 +135,8 @@ def test_a_budget_that_forces_tiles_gives_the_same_picture(stylizer, monkeypatch
     opts = StyleOptions(size=160, look_size=160, steps=8, coarse_steps=8, min_size=40,
                         style_layers=("block1_conv1", "block2_conv1", "block3_conv1"), content_layer="block3_conv1")
     plain = stylizer.stylize(content, STYLE, opts)
-    monkeypatch.setattr(tiling, "TILE_PASS_CAP", tiling.pass_bytes((96, 96), "block3_conv1"))
+    for cap in ("TILE_PASS_CAP", "UNTILED_PASS_CAP"):
+        monkeypatch.setattr(tiling, cap, tiling.pass_bytes((96, 96), "block3_conv1"))
     tiled = stylizer.stylize(content, STYLE, opts)
     assert max(e["tiles"] for e in tiled.trace) > 1 and max(e["tiles"] for e in plain.trace) == 1
     diff = np.abs(tiled.image.astype(float) - plain.image.astype(float))
