@@ -321,25 +321,45 @@ class TiledVGG:
             s = tf.add_n([float(layer_weights[i]) * losses.style_layer_loss(g, s_targets[i])
                           for i, g in enumerate(g_vars)])
         d_grams = tape.gradient(s, g_vars)
-        tv, tv_grad = _tv_and_grad(tf.constant(x[None]))
-        total = float(weights[0]) * c + float(weights[1]) * float(s) + float(weights[2]) * float(tv)
+        tv, g = tv_and_grad(x, float(weights[2]))
+        total = float(weights[0]) * c + float(weights[1]) * float(s) + float(weights[2]) * tv
         if not grad:
-            return total, c, float(s), float(tv), None
+            return total, c, float(s), tv, None
         coefs = tuple(float(weights[1]) * d / float(self.positions(x.shape[:2], name))
                       for d, name in zip(d_grams, self.style_layers))
         c_coef = tf.constant(float(weights[0]) / c_energy, tf.float32)
-        g = tv_grad.numpy()[0] * float(weights[2])
-        del tv_grad  # image-sized
         for t in tiles:
             gt = self.backward(self._tile_input(x, t), self._boxes(t), self._c_tile(c_target, t), coefs, c_coef)
             g[t.oy0:t.oy1, t.ox0:t.ox1] += gt.numpy()[0]
-        return total, c, float(s), float(tv), g
+        return total, c, float(s), tv, g
 
 
-@tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)], autograph=False)
-def _tv_and_grad(x):
-    # TV is a function of pixels only: computed on the whole image, no halo needed.
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        tv = losses.tv_loss(x)
-    return tv, tape.gradient(tv, x)
+TV_ROWS = 256  # rows per chunk of the TV term: its temporaries stay a few MB at 4096 px, not image-sized
+
+
+def tv_and_grad(x: np.ndarray, weight: float) -> tuple[float, np.ndarray]:
+    """:func:`losses.tv_loss` of an HxWx3 image and ``weight`` times its gradient, in row chunks.
+
+    TV is a function of pixels only, so it needs no halo; TensorFlow on the whole image held about six
+    image-sized temporaries at once.
+    """
+    h, w = x.shape[:2]
+    n_dy, n_dx = max(h - 1, 0) * w * 3, h * max(w - 1, 0) * 3
+    k_dy = 2.0 / (255.0 ** 2 * n_dy) if n_dy else 0.0
+    k_dx = 2.0 / (255.0 ** 2 * n_dx) if n_dx else 0.0
+    g = np.zeros_like(x, dtype=np.float32)
+    sum_dy = sum_dx = 0.0
+    for r0 in range(0, h, TV_ROWS):
+        r1 = min(h, r0 + TV_ROWS)
+        dx = np.diff(x[r0:r1], axis=1)  # pairs (c, c+1) of these rows
+        sum_dx += float(np.einsum("ijk,ijk->", dx, dx, dtype=np.float64))
+        dx *= weight * k_dx
+        g[r0:r1, 1:] += dx
+        g[r0:r1, :-1] -= dx
+        dy = np.diff(x[r0:min(h, r1 + 1)], axis=0)  # pairs (r, r+1) starting in these rows
+        sum_dy += float(np.einsum("ijk,ijk->", dy, dy, dtype=np.float64))
+        dy *= weight * k_dy
+        g[r0 + 1:r0 + 1 + dy.shape[0]] += dy
+        g[r0:r0 + dy.shape[0]] -= dy
+    tv = (sum_dy / n_dy if n_dy else 0.0) / 255.0 ** 2 + (sum_dx / n_dx if n_dx else 0.0) / 255.0 ** 2
+    return tv, g

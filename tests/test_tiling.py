@@ -141,3 +141,19 @@ def test_a_budget_that_forces_tiles_gives_the_same_picture(stylizer, monkeypatch
     assert max(e["tiles"] for e in tiled.trace) > 1 and max(e["tiles"] for e in plain.trace) == 1
     diff = np.abs(tiled.image.astype(float) - plain.image.astype(float))
     assert diff.mean() < 0.05 and abs(tiled.losses["total"] - plain.losses["total"]) <= 1e-3 * plain.losses["total"]
+
+
+@pytest.mark.parametrize("hw", [(300, 517), (130, 40), (2, 9)])
+def test_chunked_tv_equals_tensorflows(hw, monkeypatch):
+    from nst_core import losses
+
+    monkeypatch.setattr(tiling, "TV_ROWS", 64)  # several chunks, the last one short
+    x = np.random.default_rng(1).uniform(0, 255, (*hw, 3)).astype(np.float32)
+    t = tf.constant(x[None])
+    with tf.GradientTape() as tape:
+        tape.watch(t)
+        want = losses.tv_loss(t)
+    want_g = tape.gradient(want, t).numpy()[0]
+    tv, g = tiling.tv_and_grad(x, 3.0)
+    assert abs(tv - float(want)) <= 1e-6 * float(want)
+    assert np.abs(g - 3.0 * want_g).max() <= 1e-5 * np.abs(3.0 * want_g).max()
