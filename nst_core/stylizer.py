@@ -340,7 +340,7 @@ class Stylizer:
             hw = images.fit_size(content.shape[:2], longest)
             c_img = images.resize(work_content, hw)
             tiles = self._plan(o, precision, hw, budget, name)
-            history = tiling.LBFGS_HISTORY_TILED if len(tiles) > 1 else tiling.LBFGS_HISTORY
+            history, memory_dtype = tiling.lbfgs_memory(hw, opts.look_size)
             weight = region.weight_at(hw) if region is not None else None
             keep = None if weight is None else weight == 0  # pixels outside the region: held at the content
             if x is None:
@@ -378,7 +378,7 @@ class Stylizer:
 
             if o.optimizer == "lbfgs":
                 x, _ = optimize.lbfgs(x, objective, steps, on_step, history=history, curvature=curvature,
-                                      dtype=np.float64 if len(tiles) == 1 else np.float32)
+                                      dtype=memory_dtype)
             else:
                 x, _ = optimize.adam(x, objective, steps, o.learning_rate, on_step)
             del objective  # its content features are image-sized
@@ -419,12 +419,13 @@ class Stylizer:
               backward: bool = True) -> list[tiling.Tile]:
         deepest = max((*o.style_layers, o.content_layer), key=VGG_LAYERS.index)
         return tiling.plan_scale(hw, deepest, o.content_layer, budget, self.features(o.pooling, precision).dtype.size,
-                                 backward, name)
+                                 backward, name, o.look_size)
 
     def _peak(self, o: StyleOptions, precision: str, hw: tuple[int, int], tiles: list[tiling.Tile]) -> int:
         """The planner's estimate of the peak RSS of one scale (runtime included), in bytes."""
         deepest = max((*o.style_layers, o.content_layer), key=VGG_LAYERS.index)
-        return tiling.peak_bytes(hw, tiles, deepest, o.content_layer, self.features(o.pooling, precision).dtype.size)
+        return tiling.peak_bytes(hw, tiles, deepest, o.content_layer, self.features(o.pooling, precision).dtype.size,
+                                 look_size=o.look_size)
 
     def _tiled(self, o: StyleOptions, precision: str, with_content: bool = True,
                masked: bool = False) -> tiling.TiledVGG:

@@ -28,7 +28,8 @@ from nst_core.features import VGGFeatures
 from nst_core.options import VGG_LAYERS
 
 MB = 1 << 20
-TILE_PASS_CAP = 1024 * MB  # one pass's activations: tiles above ~1 Mpx gain nothing (halo overhead < 5 %)
+UNTILED_PASS_CAP = 1024 * MB  # a scale whose whole pass fits this (up to ~700x700 px) is not tiled
+TILE_PASS_CAP = 512 * MB  # one tile pass: larger tiles save little halo work and cost RAM at 4096 px
 RUNTIME_BYTES = 900 * MB  # TensorFlow, the weights, Python (idle engine ~0.8 GB): on top of the budget, not in it
 CHANNELS = {"block1": 64, "block2": 128, "block3": 256, "block4": 512, "block5": 512}
 MIN_CORE = 64  # smallest tile core side planned: below it the halo dominates
@@ -161,38 +162,45 @@ def budget_bytes(memory_budget_mb: int) -> int:
     return memory_budget_mb * MB if memory_budget_mb > 0 else int(0.4 * available_bytes())
 
 
-LBFGS_HISTORY = 10  # curvature pairs of an untiled scale, float64
-LBFGS_HISTORY_TILED = 5  # of a tiled scale, float32: each pair is two image-sized arrays (300 MB at 4096x3072)
+LBFGS_HISTORY = 10  # curvature pairs of a scale up to the look size, float64
+LBFGS_HISTORY_LARGE = 3  # of a scale above it, float32: each pair is two image-sized arrays (400 MB at 4096x4096)
 IMAGE_COPIES = 8  # float32 image-sized arrays besides the history at a step: x, start, best, trial, gradients, s, y
 
 
-def state_bytes(hw: tuple[int, int], content_layer: str, tiled: bool) -> int:
+def lbfgs_memory(hw: tuple[int, int], look_size: int) -> tuple[int, type]:
+    """(curvature pairs, dtype) of one scale's L-BFGS: set by the scale's size, never by the budget or
+    tiling, so the same options give the same picture on any machine."""
+    return (LBFGS_HISTORY_LARGE, np.float32) if max(hw) > look_size else (LBFGS_HISTORY, np.float64)
+
+
+def state_bytes(hw: tuple[int, int], content_layer: str, look_size: int = 512) -> int:
     """Image-sized memory of one scale: image copies, L-BFGS history and content features (not the runtime)."""
     px = hw[0] * hw[1]
     s = 2 ** level(content_layer)
     content = -(-hw[0] // s) * -(-hw[1] // s) * CHANNELS[content_layer.split("_")[0]] * 4
-    history = LBFGS_HISTORY_TILED * 2 * 4 if tiled else LBFGS_HISTORY * 2 * 8
+    pairs, dtype = lbfgs_memory(hw, look_size)
+    history = pairs * 2 * np.dtype(dtype).itemsize
     return px * 3 * (IMAGE_COPIES * 4 + history) + content
 
 
 def peak_bytes(hw: tuple[int, int], tiles: list[Tile], deepest: str, content_layer: str, dtype_bytes: int = 4,
-               backward: bool = True) -> int:
+               backward: bool = True, look_size: int = 512) -> int:
     """The planner's estimate of the process's peak RSS at one scale: runtime, state and the largest tile pass."""
     passes = max(pass_bytes((t.oy1 - t.oy0, t.ox1 - t.ox0), deepest, dtype_bytes, backward) for t in tiles)
-    return RUNTIME_BYTES + state_bytes(hw, content_layer, len(tiles) > 1) + passes
+    return RUNTIME_BYTES + state_bytes(hw, content_layer, look_size) + passes
 
 
 def plan_scale(hw: tuple[int, int], deepest: str, content_layer: str, budget: int, dtype_bytes: int = 4,
-               backward: bool = True, name: str = "content") -> list[Tile]:
+               backward: bool = True, name: str = "content", look_size: int = 512) -> list[Tile]:
     """Tiles of one scale within ``budget`` bytes for the whole pair; InputError naming ``name`` if none fit.
 
     One tile (untiled, as below the budget) when the whole image's pass and state fit; else tiles whose
-    pass fits what the tiled state leaves, at most :data:`TILE_PASS_CAP`.
+    pass fits what the state leaves, at most :data:`TILE_PASS_CAP`.
     """
+    state = state_bytes(hw, content_layer, look_size)
     whole = pass_bytes(hw, deepest, dtype_bytes, backward)
-    if whole <= min(TILE_PASS_CAP, budget - state_bytes(hw, content_layer, False)):
+    if whole <= min(UNTILED_PASS_CAP, budget - state):
         return plan(hw, deepest, whole, dtype_bytes, backward, name)
-    state = state_bytes(hw, content_layer, True)
     floor = pass_bytes((MIN_CORE * 4, MIN_CORE * 4), deepest, dtype_bytes, backward)
     if budget - state < floor:
         raise InputError(f"{name}: a {hw[0]}x{hw[1]} px output needs about {(state + floor) // MB} MB, above the "
@@ -345,26 +353,46 @@ class TiledVGG:
             s = tf.add_n([float(layer_weights[i]) * losses.style_layer_loss(g, s_targets[i])
                           for i, g in enumerate(g_vars)])
         d_grams = tape.gradient(s, g_vars)
-        tv, tv_grad = _tv_and_grad(tf.constant(x[None]))
-        total = float(weights[0]) * c + float(weights[1]) * float(s) + float(weights[2]) * float(tv)
+        tv, g = tv_and_grad(x, float(weights[2]))
+        total = float(weights[0]) * c + float(weights[1]) * float(s) + float(weights[2]) * tv
         if not grad:
-            return total, c, float(s), float(tv), None
+            return total, c, float(s), tv, None
         coefs = tuple(float(weights[1]) * d / self._denominator(x.shape[:2], name, region)
                       for d, name in zip(d_grams, self.style_layers))
         c_coef = tf.constant(float(weights[0]) / c_energy, tf.float32)
-        g = tv_grad.numpy()[0] * float(weights[2])
-        del tv_grad  # image-sized
         for t in tiles:
             gt = self.backward(self._tile_input(x, t), self._boxes(t), self._c_tile(c_target, t), coefs, c_coef,
                                *self._tile_weights(region, t))
             g[t.oy0:t.oy1, t.ox0:t.ox1] += gt.numpy()[0]
-        return total, c, float(s), float(tv), g
+        return total, c, float(s), tv, g
 
 
-@tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)], autograph=False)
-def _tv_and_grad(x):
-    # TV is a function of pixels only: computed on the whole image, no halo needed.
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        tv = losses.tv_loss(x)
-    return tv, tape.gradient(tv, x)
+TV_ROWS = 256  # rows per chunk of the TV term: its temporaries stay a few MB at 4096 px, not image-sized
+
+
+def tv_and_grad(x: np.ndarray, weight: float) -> tuple[float, np.ndarray]:
+    """:func:`losses.tv_loss` of an HxWx3 image and ``weight`` times its gradient, in row chunks.
+
+    TV is a function of pixels only, so it needs no halo; TensorFlow on the whole image held about six
+    image-sized temporaries at once.
+    """
+    h, w = x.shape[:2]
+    n_dy, n_dx = max(h - 1, 0) * w * 3, h * max(w - 1, 0) * 3
+    k_dy = 2.0 / (255.0 ** 2 * n_dy) if n_dy else 0.0
+    k_dx = 2.0 / (255.0 ** 2 * n_dx) if n_dx else 0.0
+    g = np.zeros_like(x, dtype=np.float32)
+    sum_dy = sum_dx = 0.0
+    for r0 in range(0, h, TV_ROWS):
+        r1 = min(h, r0 + TV_ROWS)
+        dx = np.diff(x[r0:r1], axis=1)  # pairs (c, c+1) of these rows
+        sum_dx += float(np.einsum("ijk,ijk->", dx, dx, dtype=np.float64))
+        dx *= weight * k_dx
+        g[r0:r1, 1:] += dx
+        g[r0:r1, :-1] -= dx
+        dy = np.diff(x[r0:min(h, r1 + 1)], axis=0)  # pairs (r, r+1) starting in these rows
+        sum_dy += float(np.einsum("ijk,ijk->", dy, dy, dtype=np.float64))
+        dy *= weight * k_dy
+        g[r0 + 1:r0 + 1 + dy.shape[0]] += dy
+        g[r0:r0 + dy.shape[0]] -= dy
+    tv = (sum_dy / n_dy if n_dy else 0.0) / 255.0 ** 2 + (sum_dx / n_dx if n_dx else 0.0) / 255.0 ** 2
+    return tv, g

@@ -250,7 +250,8 @@ def test_tiled_run_with_a_mask_ends_where_the_untiled_one_does(stylizer, monkeyp
     m = _box_mask((157, 203), (20, 130, 30, 170))
     opts = StyleOptions(size=203, look_size=110, steps=2, coarse_steps=2, detail_steps=3, min_size=25)
     plain = stylizer.stylize(c, STYLE, opts, mask=m)
-    monkeypatch.setattr(tiling, "TILE_PASS_CAP", tiling.pass_bytes((96, 96), "block3_conv1"))
+    for cap in ("TILE_PASS_CAP", "UNTILED_PASS_CAP"):
+        monkeypatch.setattr(tiling, cap, tiling.pass_bytes((96, 96), "block3_conv1"))
     seen = []
     tiled = stylizer.stylize(c, STYLE, opts, mask=m, progress=lambda e, _: seen.append(e))
     assert max(e["tiles"] for e in seen) >= 4

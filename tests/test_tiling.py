@@ -93,7 +93,8 @@ def test_tiled_run_keeps_odd_size_and_aspect(stylizer, monkeypatch):
     opts = StyleOptions(size=203, look_size=110, steps=2, coarse_steps=2, detail_steps=3, min_size=25)
     plain = stylizer.stylize(content, STYLE, opts)
     assert all(e["tiles"] == 1 for e in plain.trace)
-    monkeypatch.setattr(tiling, "TILE_PASS_CAP", tiling.pass_bytes((96, 96), "block3_conv1"))
+    for cap in ("TILE_PASS_CAP", "UNTILED_PASS_CAP"):
+        monkeypatch.setattr(tiling, cap, tiling.pass_bytes((96, 96), "block3_conv1"))
     seen = []
     r = stylizer.stylize(content, STYLE, opts, progress=lambda e, _: seen.append(e))
     assert r.image.shape == (157, 203, 3)
@@ -146,3 +147,34 @@ def test_the_planned_peak_stays_within_the_budget_and_grows_with_pixels(side):
             max(((t.oy1 - t.oy0, t.ox1 - t.ox0) for t in tiles), key=lambda s: s[0] * s[1]), "block3_conv1"))
     # The image-sized state scales with the pixel count (4:3 vs square), the tile pass does not.
     assert peaks[1] / peaks[0] == pytest.approx(4 / 3, rel=0.01)
+
+
+def test_a_budget_that_forces_tiles_gives_the_same_picture(stylizer, monkeypatch):
+    # The L-BFGS memory is chosen by the scale's size, not by tiling: a machine with less free RAM tiles
+    # more but paints the same picture (float32 rounding of the tile sums aside).
+    content = images.resize(images.load_image(CONTENT), (120, 160))
+    opts = StyleOptions(size=160, look_size=160, steps=8, coarse_steps=8, min_size=40,
+                        style_layers=("block1_conv1", "block2_conv1", "block3_conv1"), content_layer="block3_conv1")
+    plain = stylizer.stylize(content, STYLE, opts)
+    for cap in ("TILE_PASS_CAP", "UNTILED_PASS_CAP"):
+        monkeypatch.setattr(tiling, cap, tiling.pass_bytes((96, 96), "block3_conv1"))
+    tiled = stylizer.stylize(content, STYLE, opts)
+    assert max(e["tiles"] for e in tiled.trace) > 1 and max(e["tiles"] for e in plain.trace) == 1
+    diff = np.abs(tiled.image.astype(float) - plain.image.astype(float))
+    assert diff.mean() < 0.05 and abs(tiled.losses["total"] - plain.losses["total"]) <= 1e-3 * plain.losses["total"]
+
+
+@pytest.mark.parametrize("hw", [(300, 517), (130, 40), (2, 9)])
+def test_chunked_tv_equals_tensorflows(hw, monkeypatch):
+    from nst_core import losses
+
+    monkeypatch.setattr(tiling, "TV_ROWS", 64)  # several chunks, the last one short
+    x = np.random.default_rng(1).uniform(0, 255, (*hw, 3)).astype(np.float32)
+    t = tf.constant(x[None])
+    with tf.GradientTape() as tape:
+        tape.watch(t)
+        want = losses.tv_loss(t)
+    want_g = tape.gradient(want, t).numpy()[0]
+    tv, g = tiling.tv_and_grad(x, 3.0)
+    assert abs(tv - float(want)) <= 1e-6 * float(want)
+    assert np.abs(g - 3.0 * want_g).max() <= 1e-5 * np.abs(3.0 * want_g).max()
