@@ -306,15 +306,15 @@ class PairDoFn(Progressing):
             result = stylize(inputs)
         except Exception as e:  # noqa: BLE001 - one pair's failure must not sink the batch
             return self.failed_record(pair, failure_reason(e, pair.id))
+        fmt = pair.options.image_format
+        try:  # before the metrics: a cut-out written as JPEG records the background it was composited onto
+            encoded = result.encode(fmt, pair.options.image_quality)
+        except InputError as e:
+            return self.failed_record(pair, f"{pair.id}: {e}", "encode")
         metrics = {"mode": "optimize", **result.metrics(), "id": pair.id, "line": pair.line,
                    "fingerprint": pair.fingerprint, "inputs": inputs.read, "row": pair.row,
                    "finished": datetime.now(UTC).isoformat(timespec="seconds"),
                    "worker": {"host": socket.gethostname(), "pid": os.getpid()}}
-        fmt = pair.options.image_format
-        try:
-            encoded = result.encode(fmt, pair.options.image_quality)
-        except InputError as e:  # e.g. an RGBA result for JPEG: this row's error, not the bundle's
-            return self.failed_record(pair, f"{pair.id}: {e}", "encode")
         storage.write_atomic(self._path(image_rel(pair.id, fmt)), encoded, MIME_TYPES[fmt])
         thumb = self.write_thumb(pair.id, report.thumbnail(result.image, self.thumb_size)) if self.thumb_size else None
         storage.write_atomic(self._path(metrics_rel(pair.id)), json.dumps(metrics, indent=1, sort_keys=True),

@@ -41,7 +41,7 @@ def test_formats_carry_provenance_resume_and_a_new_format_is_a_new_output(tmp_pa
     assert c["pairs_stylized"] == 2
 
 
-def test_an_rgba_result_for_jpeg_is_that_rows_error_and_writes_nothing(tmp_path):
+def test_an_rgba_result_for_jpeg_is_composited_onto_the_background_and_says_so(tmp_path):
     import numpy as np
 
     from nst_core import StyleOptions
@@ -49,10 +49,15 @@ def test_an_rgba_result_for_jpeg_is_that_rows_error_and_writes_nothing(tmp_path)
     from pipeline.manifest import Pair
     from pipeline.transforms import PairDoFn
 
-    opts = StyleOptions(image_format="jpeg")
+    opts = StyleOptions(image_format="jpeg", background="#102030")
     pair = Pair(id="a", line=2, content="c.png", styles=("s.png",), options=opts, fingerprint="f")
-    rgba = Result(image=np.zeros((8, 8, 4), np.uint8), losses={}, steps=0, seconds=0.0, trace=[], options=opts,
-                  precision="float32")
+    image = np.zeros((32, 32, 4), np.uint8)
+    image[12:20, 12:20] = (200, 100, 50, 255)  # an opaque square on a transparent background
+    rgba = Result(image=image, losses={}, steps=0, seconds=0.0, trace=[], options=opts, precision="float32")
     rec = PairDoFn(str(tmp_path), opts).attempt(pair, lambda inputs: rgba)
-    assert rec["status"] == "error" and rec["stage"] == "encode" and "JPEG holds no alpha" in rec["reason"]
-    assert not list(tmp_path.rglob("*.*"))
+    assert rec["status"] == "stylized", rec
+    # the transparent corner is the background colour (its mean: JPEG rings around dark colours)
+    got = np.asarray(Image.open(tmp_path / "images" / "a.jpg")).astype(int)
+    assert got.shape == (32, 32, 3) and np.abs(got[:4, :4].mean(axis=(0, 1)) - (16, 32, 48)).max() <= 6
+    metrics = json.loads((tmp_path / "metrics" / "a.json").read_text())
+    assert metrics["alpha"] == "composited onto #102030"
