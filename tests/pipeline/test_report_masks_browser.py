@@ -23,32 +23,37 @@ def screenshot(page: Path, png: Path, size: str = "900,500") -> np.ndarray:
     return np.asarray(Image.open(png).convert("RGB")).astype(int)
 
 
-def _records(mask_uri: str | None, cut_uri: str | None) -> tuple[list[dict], dict[str, str | None]]:
-    rec = {"line": 2, "id": "shoe", "status": "stylized", "content": "c/shoe.jpg", "styles": ["s/a.jpg"],
-           "mask": "m/shoe.png", "losses": {}, "image": "images/shoe.png", "metrics": "metrics/shoe.json",
-           "thumb": cut_uri}
-    return [rec], {"c/shoe.jpg": cut_uri, "s/a.jpg": cut_uri, "m/shoe.png": mask_uri}
-
-
-def test_mask_and_alpha_show_in_chromium(tmp_path):
+def _sheet(out: Path, with_mask: bool) -> Path:
+    """One contact sheet under ``out`` whose pair has a cut-out content, result and (optionally) a mask."""
     m = np.zeros((80, 80), np.uint8)
     m[:, 40:] = 255
-    mask_uri = report.thumbnail(m.repeat(3).reshape(80, 80, 3), 80)
     cut = np.zeros((80, 80, 4), np.uint8)
     cut[..., 2] = 255
     cut[20:60, 20:60, 3] = 255  # a blue square on transparency (black under it)
-    cut_uri = report.thumbnail(cut, 80)
-    done, sources = _records(mask_uri, cut_uri)
-    page = tmp_path / "report.html"
-    page.write_text(report.render(done, [], {"rows": 1, "stylized": 1}, sources, 80))
-    assert ">mask</div>" in page.read_text()
+    files = {report.source_rel("c/shoe.png"): report.thumbnail(cut, 80),
+             report.source_rel("s/a.jpg"): report.thumbnail(cut, 80),
+             report.thumb_rel("shoe"): report.thumbnail(cut, 80),
+             report.source_rel("m/shoe.png"): report.thumbnail(m.repeat(3).reshape(80, 80, 3), 80)}
+    for rel, data in files.items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_bytes(data)
+    rec = {"line": 2, "id": "shoe", "status": "stylized", "content": "c/shoe.png", "styles": ["s/a.jpg"],
+           "mask": "m/shoe.png" if with_mask else None, "losses": {}, "image": "images/shoe.png",
+           "metrics": "metrics/shoe.json", "thumb": report.thumb_rel("shoe")}
+    page = out / report.sheet_rel(0)
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(report.render_sheet([rec], 0, [0], "rows 1", 80, (2, 2)))
+    return page
+
+
+def test_mask_and_alpha_show_in_chromium(tmp_path):
+    page = _sheet(tmp_path / "masked", with_mask=True)
+    assert "mask m/shoe.png" in page.read_text()
     shot = screenshot(page, tmp_path / "shot.png")
     light_grey = (np.abs(shot - 204) <= 8).all(axis=2).sum()  # the checkerboard's dark squares
     blue = ((shot[..., 2] > 200) & (shot[..., 0] < 60) & (shot[..., 1] < 60)).sum()
     assert light_grey > 500 and blue > 1000  # the cut-out on a checkerboard (not on black)
     black = (shot.max(axis=2) < 30).sum()
     assert black > 1500  # the mask's black half (the page is otherwise white and grey text)
-    no_mask = _records(None, cut_uri)
-    no_mask[0][0]["mask"] = None
-    page.write_text(report.render(no_mask[0], [], {"rows": 1}, no_mask[1], 80))
-    assert (screenshot(page, tmp_path / "plain.png").max(axis=2) < 30).sum() < black // 2
+    plain = screenshot(_sheet(tmp_path / "plain", with_mask=False), tmp_path / "plain.png")
+    assert (plain.max(axis=2) < 30).sum() < black // 2
