@@ -11,7 +11,7 @@ from PIL import Image
 from pipeline_helpers import FAST, copy_images, read_jsonl, write_csv
 
 from nst_core import StyleOptions
-from pipeline import manifest
+from pipeline import manifest, report
 from pipeline.run import main, run
 
 pytestmark = pytest.mark.slow
@@ -71,8 +71,10 @@ def test_masks_in_a_run_a_rerun_skips_and_a_changed_mask_redoes_the_pair(catalog
     src = np.asarray(Image.open(catalog / "content" / "cut.png"))
     assert cut.shape[2] == 4 and (cut[..., 3] == src[..., 3]).all()
     assert json.loads((out / "metrics" / "cutout.json").read_text())["alpha"] == "kept"
-    report = (out / "report.html").read_text()
-    assert report.count(">mask</div>") == 1 and f'alt="{mask_path}"' in report  # under its content
+    sheet = (out / "sheets" / "0001.html").read_text()  # the contact sheet shows the mask beside its content
+    assert sheet.count(f'alt="mask {mask_path}"') == 1
+    mask_thumb = out / report.source_rel(str(mask_path))
+    assert Image.open(mask_thumb).format == "WEBP"
 
     capsys.readouterr()
     assert main(args) == 3
