@@ -211,25 +211,8 @@ def exists(path: str) -> bool:
 @retried
 def write_atomic(path: str, data: bytes | str, mime_type: str = "application/octet-stream") -> None:
     """Write ``data`` so readers see either the old file or the whole new one, never a part."""
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    if not is_local(path):
-        with FileSystems.create(path, mime_type=mime_type, compression_type=RAW) as f:
-            f.write(data)
-        return
-    folder, name = os.path.split(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{name}{TEMP_MARK}{uuid.uuid4().hex[:12]}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    blob = data.encode("utf-8") if isinstance(data, str) else data
+    _write_chunks(path, (blob,), mime_type)
 
 
 @retried
@@ -266,9 +249,15 @@ def remove_stale_temps(folder: str) -> int:
 def write_stream(path: str, chunks: Callable[[], Iterable[bytes]], mime_type: str = "application/octet-stream") -> None:
     """Write the bytes ``chunks()`` yields, atomically like :func:`write_atomic`, never holding them all
     (``chunks`` is a callable so a retry can start the stream again)."""
+    _write_chunks(path, chunks(), mime_type)
+
+
+def _write_chunks(path: str, chunks: Iterable[bytes], mime_type: str) -> None:
+    """gs://: one object upload (GCS shows an object only once it is complete); local: a temp file in the
+    same folder, fsynced, then renamed over ``path``."""
     if not is_local(path):
         with FileSystems.create(path, mime_type=mime_type, compression_type=RAW) as f:
-            for chunk in chunks():
+            for chunk in chunks:
                 f.write(chunk)
         return
     folder, name = os.path.split(os.path.abspath(path))
@@ -276,7 +265,7 @@ def write_stream(path: str, chunks: Callable[[], Iterable[bytes]], mime_type: st
     tmp = os.path.join(folder, f".{name}{TEMP_MARK}{uuid.uuid4().hex[:12]}")
     try:
         with open(tmp, "wb") as f:
-            for chunk in chunks():
+            for chunk in chunks:
                 f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
