@@ -137,8 +137,6 @@ def main() -> int:
     ap.add_argument("--agreement-only", action="store_true")
     ap.add_argument("--agreement-side", type=int, default=512)
     ap.add_argument("--no-agreement", action="store_true")
-    ap.add_argument("--model", default="", help="a style network (.keras): fast mode instead of optimizing; "
-                    "scored against the pair's style")
     args = ap.parse_args()
     print(f"CPU: {cpu_id()}", flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
