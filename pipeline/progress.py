@@ -121,7 +121,7 @@ class ProgressWatcher:
         self.started = clock()
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="nst-progress", daemon=True)
-        self.samples: deque[tuple[float, int]] = deque()  # (time, rows finished) of the last RATE_WINDOW s
+        self.samples: deque[tuple[float, int]] = deque()  # (time, rows finished) when the count moved
 
     def start(self) -> ProgressWatcher:
         self.thread.start()
@@ -142,11 +142,13 @@ class ProgressWatcher:
         return line
 
     def rate(self, finished: int) -> float:
-        """Rows a second over the last RATE_WINDOW seconds, from the first finished row on (start-up is no rate)."""
+        """Rows a second from the first finished row on (start-up is no rate), over at least the last RATE_WINDOW
+        seconds and at least the last row's time: pairs slower than the window still show a rate and an ETA."""
         now = self.clock()
         if finished == 0:
             return 0.0
-        self.samples.append((now, finished))
+        if not self.samples or finished > self.samples[-1][1]:
+            self.samples.append((now, finished))  # only when the count moves: the last two keep a span
         while len(self.samples) > 2 and self.samples[1][0] <= now - RATE_WINDOW:
             self.samples.popleft()
         t0, f0 = self.samples[0]

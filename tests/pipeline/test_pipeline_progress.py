@@ -38,3 +38,21 @@ def test_writers_flush_rarely_and_the_watcher_sums_them(tmp_path):
     assert watcher.report().startswith("stylized 8/10 (1 failed) 1 pairs/s")  # 2 rows in the last 2 s
     watcher.stop()
     assert "stylized 8/10" in stream.getvalue() and not (tmp_path / "progress").exists()
+
+
+def test_pairs_slower_than_the_window_still_show_a_rate_and_an_eta(tmp_path):
+    out, run = str(tmp_path), "r1"
+    writer = progress.ProgressWriter(out, run, 3600)
+    progress.write_total(out, run, 10)
+    now = [0.0]
+    watcher = progress.ProgressWatcher(out, run, 60, io.StringIO(), clock=lambda: now[0])
+    lines = []
+    for t in range(100, 1300, 100):  # one row every 300 s, a line every 100 s: most lines see no new row
+        if t % 300 == 0:
+            writer.add("stylized")
+            writer.flush()
+        now[0] = float(t)
+        lines.append(watcher.report())
+    assert all("eta" in line for line in lines[2:]), lines
+    assert "stylized 4/10 (0 failed) 0.00333 pairs/s, eta 30m" in lines  # 1 row in the 300 s since the one before
+    assert not any(" 0 pairs/s" in line for line in lines[2:]), lines
