@@ -398,38 +398,31 @@ def source_paths(pair: Pair) -> Iterator[str]:
 
 
 class SourceThumbnail(beam.DoFn):
-    """Path of a content, style or mask image -> its thumbnail under OUT/sources/ (kept if there already)."""
+    """Path of a content, style or mask image -> its thumbnail under OUT/sources/, made again when the file's
+    stamp moved since (a photo replaced at the same path must not keep its old picture in the report)."""
 
     def __init__(self, output: str, size: int):
         self.output, self.size = output, size
 
     def process(self, path: str) -> Iterator[str]:
         target = storage.join(self.output, *report.source_rel(path).split("/"))
+        marker = target.rsplit(".", 1)[0] + ".stamp.json"
         try:
-            if not storage.exists(target):
+            now = json.dumps(storage.stamp(path), sort_keys=True)
+            if not storage.exists(target) or self._read(marker) != now:
                 data = report.thumbnail(storage.read_bytes(path), self.size)
                 if data is not None:
                     storage.write_atomic(target, data, "image/webp")
+                    storage.write_atomic(marker, now, "application/json")
         except (OSError, ValueError) as e:  # unreadable or no filesystem for it: the pair's own row says why
             if isinstance(e, OSError) and storage.is_transient(e):
                 raise
             return
         yield path
 
-
-# --- end of run (pipeline.runfiles does the rest) ---------------------------------------------------
-def find_orphans(output: str, claimed: set[str]) -> list[str]:
-    """Paths (relative to OUT) under images/ and metrics/ whose id no row claims: left by rows since changed
-    or removed from the manifest, or by another manifest written to the same OUT."""
-    found = []
-    for sub in ("images", "metrics"):
-        folder = storage.join(output, sub)
-        if storage.is_local(folder) and not os.path.isdir(folder):
-            continue
-        for path in storage.match(storage.join(folder, "*")):
-            name = storage.basename(path)
-            if name.startswith(".") or (storage.is_local(path) and not os.path.isfile(path)):
-                continue  # temp files of a write in progress, sub-folders
-            if name.rsplit(".", 1)[0] not in claimed:
-                found.append(f"{sub}/{name}")
-    return sorted(found)
+    @staticmethod
+    def _read(path: str) -> str:
+        try:
+            return storage.read_bytes(path).decode()
+        except FileNotFoundError:
+            return ""

@@ -9,7 +9,7 @@ import os
 import pytest
 from pipeline_helpers import FAST, copy_images, make_image, read_jsonl, write_csv
 
-from pipeline import storage
+from pipeline import report, storage
 from pipeline.run import counters, run
 
 pytestmark = pytest.mark.slow
@@ -30,12 +30,15 @@ def test_replaced_inputs_are_redone_and_touched_ones_skipped(tmp_path, image_dir
     assert all(len(r["sha256"]) == 64 and r["size"] > 0 for r in recorded.values())
 
     first_a = (out / "images" / "a.png").read_bytes()
+    source_thumb = out / report.source_rel(str(root / "content" / "c1.jpg"))
+    first_thumb = source_thumb.read_bytes()
     make_image(root / "content" / "c1.jpg", 99)  # same path, other pixels
     (root / "style" / "s2.jpg").write_bytes((root / "style" / "s2.jpg").read_bytes())  # same bytes, new mtime
     c = counters(run(argv))
     assert (c["pairs_stylized"], c["pairs_skipped"]) == (1, 1)
     assert statuses(out) == {"a": "stylized", "b": "skipped"}
     assert (out / "images" / "a.png").read_bytes() != first_a
+    assert source_thumb.read_bytes() != first_thumb  # the report shows the new photo, not the old one
 
     make_image(root / "style" / "s2.jpg", 77, (36, 36))  # a new painting at the old path
     run(argv)
