@@ -22,7 +22,8 @@ from pipeline import storage
 from pipeline.fastmode import FastConfig, as_fast, by_training_options, goes_fast, network_for
 from pipeline.manifest import Pair, RowError, parse
 from pipeline.resources import WorkerResources
-from pipeline.transforms import NEW, Inputs, PairDoFn, cross_rows, find_orphans, pair_inputs
+from pipeline.runfiles import output_files
+from pipeline.transforms import NEW, Inputs, PairDoFn, cross_rows, pair_inputs
 
 IO_THREADS = 16  # done checks are reads and stats: on gs:// each is a round trip, so overlap them
 
@@ -101,7 +102,7 @@ def make_plan(opts: Any, base: StyleOptions) -> dict[str, Any]:
     entries.sort(key=lambda e: (e["line"], str(e["id"])))
     claimed = {e["id"] for e in entries if e.get("id")}
     summary = summarize(entries, trainings, seconds)
-    summary["orphans"] = len(find_orphans(opts.output, claimed))
+    summary["orphans"] = sum(1 for pid, _ in output_files(opts.output) if pid not in claimed)  # as the run counts
     path = opts.plan_file or os.path.join(
         tempfile.gettempdir(), f"nst-plan-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}.jsonl")
     with open(path, "w", encoding="utf-8") as f:

@@ -97,6 +97,11 @@ def test_plan_says_what_a_run_would_do_and_writes_nothing_under_out(tmp_path, im
     assert [plan[k]["plan"] for k in ("a", "b", "d", "f")] == ["skip", "stylize", "skip", "stylize"]
     assert "changed since its output was made" in plan["b"]["reason"]
     assert plan["c"]["plan"] == "error" and "nope.jpg: file not found" in plan["c"]["reason"]
+    without_a = [line for line in (root / "m.csv").read_text().splitlines() if not line.startswith("a,")]
+    write_csv(root / "m3.csv", without_a)
+    assert main(["--manifest", str(root / "m3.csv"), "--output", str(out), *FAST, "--plan",
+                 "--plan_file", str(plan_file)]) == 0
+    assert "3 output file(s) in OUT that no row claims" in capsys.readouterr().out  # a's image, metrics and thumb
 
 
 def test_a_non_image_caught_by_a_cross_glob_is_one_error_not_one_per_style(tmp_path, image_dir):
