@@ -196,6 +196,14 @@ class StyleOptions:
     def replace(self, **changes: Any) -> StyleOptions:
         return self.from_dict(changes, base=self)
 
+    def changed(self) -> dict[str, Any]:
+        """The fields that differ from their defaults."""
+        return {f.name: v for f in dataclasses.fields(self) if (v := getattr(self, f.name)) != _default(f)}
+
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        # a pickle holds only the changed fields: every pair in a run's shuffle carries its options
+        return _options_from_changes, (self.changed(),)
+
     def pair_dict(self) -> dict[str, Any]:
         """The per-pair part: what decides the output image (engine-scope fields excluded)."""
         return {k: v for k, v in self.to_dict().items() if FIELD_SCOPES[k] == "pair"}
@@ -298,6 +306,14 @@ HASHED_IF_SET = ("mask_feather", "mask_output", "background")  # added after cat
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(StyleOptions) if f.name in HASHED_IF_SET}
 FIELD_SCOPES = {f.name: f.metadata["scope"] for f in FIELDS}
 PAIR_FIELDS = tuple(f.name for f in FIELDS if f.metadata["scope"] == "pair")
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def _options_from_changes(changes: dict[str, Any]) -> StyleOptions:
+    return StyleOptions(**changes)
 
 
 @dataclass(frozen=True)

@@ -121,3 +121,13 @@ def test_options_added_later_leave_earlier_outputs_done():
         f"a new per-pair option changed every fingerprint; add it to {HASHED_IF_SET}"
     assert StyleOptions(mask_feather=0).stable_hash() != StyleOptions().stable_hash()
     assert StyleOptions(background="black").stable_hash() != StyleOptions().stable_hash()
+
+
+def test_a_pickle_holds_only_the_changed_fields():
+    import pickle
+
+    changed = StyleOptions(size=300, seed=5, style_layers=("block1_conv1", "block2_conv1"))
+    for opts in (StyleOptions(), changed):
+        assert pickle.loads(pickle.dumps(opts)) == opts
+    assert changed.changed() == {"size": 300, "seed": 5, "style_layers": ("block1_conv1", "block2_conv1")}
+    assert len(pickle.dumps(StyleOptions(size=300))) < 150  # every pair of a run's shuffle carries one
