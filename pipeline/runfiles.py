@@ -51,10 +51,6 @@ def jsonl_line(record: dict[str, Any]) -> str:
     return json.dumps(record, sort_keys=True, ensure_ascii=False).translate(_LINE_BREAKS) + "\n"
 
 
-def compact_json(record: dict[str, Any]) -> str:
-    return json.dumps(record, separators=(",", ":"))
-
-
 def page_of(line: int, page_rows: int) -> int:
     return max(0, int(line) - 1) // page_rows
 
@@ -193,12 +189,12 @@ class RunStats(beam.CombineFn):
         return {**acc, "hist": {k: dict(c) for k, c in acc["hist"].items()}, "worst": worst, "per_decade": PER_DECADE}
 
 
-def page_stats(keyed: tuple[int, Iterable[str]]) -> dict[str, Any]:
+def page_stats(keyed: tuple[int, Iterable[dict[str, Any]]]) -> dict[str, Any]:
     """Accounting of one sheet's records: lines are in exactly one sheet, so doubles are found here."""
-    page, texts = keyed
+    page, records = keyed
     lines: Counter[int] = Counter()
     status: Counter[str] = Counter()
-    for rec in map(json.loads, texts):
+    for rec in records:
         lines[int(rec["line"])] += 1
         status[rec["status"]] += 1
     return {"page": page, "first": min(lines), "last": max(lines), "records": sum(lines.values()),
@@ -257,14 +253,14 @@ def part_path(output: str, run_id: str, kind: str, page: int) -> str:
 
 
 class WriteSheet(beam.DoFn):
-    """(page, records as JSON) -> that sheet's parts of metrics.jsonl and errors.jsonl, and its contact sheet."""
+    """(page, records) -> that sheet's parts of metrics.jsonl and errors.jsonl, and its contact sheet."""
 
     def __init__(self, output: str, run_id: str, thumb_size: int):
         self.output, self.run_id, self.thumb_size = output, run_id, thumb_size
 
-    def process(self, keyed: tuple[int, Iterable[str]], accounting: dict[str, Any]) -> Iterator[int]:
-        page, texts = keyed
-        ordered = sorted(map(json.loads, texts), key=lambda r: (r["line"], str(r.get("id") or "")))
+    def process(self, keyed: tuple[int, Iterable[dict[str, Any]]], accounting: dict[str, Any]) -> Iterator[int]:
+        page, records = keyed
+        ordered = sorted(records, key=lambda r: (r["line"], str(r.get("id") or "")))
         done = "".join(jsonl_line({k: v for k, v in r.items() if k != "trace"}) for r in ordered
                        if r["status"] != "error")
         errors = "".join(jsonl_line(r) for r in ordered if r["status"] == "error")
@@ -395,8 +391,7 @@ class WriteRunFiles(beam.PTransform):
 
     def expand(self, outcomes: beam.PCollection) -> beam.PCollection:
         out, run_id, rows = self.output, self.run_id, self.page_rows
-        # JSON text, not dicts, through the shuffle: a local runner holds every grouped value in its memory
-        sheets = (outcomes | "KeyBySheet" >> beam.Map(lambda r: (page_of(r["line"], rows), compact_json(r)))
+        sheets = (outcomes | "KeyBySheet" >> beam.Map(lambda r: (page_of(r["line"], rows), r))
                   | "GroupBySheet" >> beam.GroupByKey())
         accounting = (sheets | "SheetStats" >> beam.Map(page_stats)
                       | "Accounting" >> beam.CombineGlobally(Accounting()))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 
@@ -106,8 +105,7 @@ def _accounting(recs: list[dict], page_rows: int = 2) -> dict:
     for r in recs:
         pages.setdefault((r["line"] - 1) // page_rows, []).append(r)
     fn = Accounting()
-    accs = [fn.add_input(fn.create_accumulator(), page_stats((k, [json.dumps(r) for r in v])))
-            for k, v in pages.items()]
+    accs = [fn.add_input(fn.create_accumulator(), page_stats((k, v))) for k, v in pages.items()]
     return fn.extract_output(fn.merge_accumulators(accs))
 
 
