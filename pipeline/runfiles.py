@@ -24,6 +24,7 @@ from typing import Any
 
 import apache_beam as beam
 
+from nst_core import StyleOptions
 from pipeline import report, storage
 
 LOG = logging.getLogger("pipeline")
@@ -49,6 +50,14 @@ class AccountingError(RuntimeError):
 
 def jsonl_line(record: dict[str, Any]) -> str:
     return json.dumps(record, sort_keys=True, ensure_ascii=False).translate(_LINE_BREAKS) + "\n"
+
+
+def metrics_line(rec: dict[str, Any]) -> dict[str, Any]:
+    """An outcome record as its line of metrics.jsonl: no trace, the options as their dict."""
+    line = {k: v for k, v in rec.items() if k != "trace"}
+    if isinstance(line.get("options"), StyleOptions):
+        line["options"] = line["options"].pair_dict()
+    return line
 
 
 def page_of(line: int, page_rows: int) -> int:
@@ -261,8 +270,7 @@ class WriteSheet(beam.DoFn):
     def process(self, keyed: tuple[int, Iterable[dict[str, Any]]], accounting: dict[str, Any]) -> Iterator[int]:
         page, records = keyed
         ordered = sorted(records, key=lambda r: (r["line"], str(r.get("id") or "")))
-        done = "".join(jsonl_line({k: v for k, v in r.items() if k != "trace"}) for r in ordered
-                       if r["status"] != "error")
+        done = "".join(jsonl_line(metrics_line(r)) for r in ordered if r["status"] != "error")
         errors = "".join(jsonl_line(r) for r in ordered if r["status"] == "error")
         storage.write_atomic(part_path(self.output, self.run_id, "metrics", page), done)
         storage.write_atomic(part_path(self.output, self.run_id, "errors", page), errors)

@@ -338,7 +338,8 @@ class PairDoFn(Progressing):
                 "seconds": metrics.get("seconds"), "size": metrics.get("size"),
                 "precision": metrics.get("precision"), "retried": metrics.get("retried", ""),
                 "network": {k: network.get(k) for k in ("path", "training")} if network else None,
-                "options": metrics["options"] if metrics.get("mode") == "fast" else pair.options.pair_dict(),
+                # the options object, not its dict: it pickles as its changed fields (the sheet writes the dict)
+                "options": metrics["options"] if metrics.get("mode") == "fast" else pair.options,
                 "image": image_rel(pair.id, pair.options.image_format), "metrics": metrics_rel(pair.id),
                 "thumb": thumb, "trace": short_trace(metrics.get("trace"))}
 
