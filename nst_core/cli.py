@@ -159,8 +159,8 @@ def given_flags(args: argparse.Namespace) -> list[str]:
 
 
 # Of the engine options, the ones a style network's one pass uses (fast.stylize_with_network).
-FAST_FLAGS = ("--size", "--precision", "--weights", "--image-quality", "--mask-feather", "--mask-output",
-              "--background")
+FAST_FLAGS = ("--size", "--precision", "--weights", "--memory-budget", "--image-quality", "--mask-feather",
+              "--mask-output", "--background")
 
 
 def ignored_in_fast_mode(args: argparse.Namespace) -> list[str]:
@@ -227,7 +227,7 @@ def main_model(args: argparse.Namespace) -> int:
         network = fast.load_style_network(args.model)
         result = fast.stylize_with_network(network, args.content, args.size, content_name=args.content,
                                            precision=args.precision, weights=args.weights, mask=args.mask,
-                                           mask_name=args.mask)
+                                           mask_name=args.mask, memory_budget=args.memory_budget)
     except NSTError as e:
         return report_error(PROG, e)
     return finish(out, args, result, f"fast mode with {args.model}, {result.seconds:.2f}s")

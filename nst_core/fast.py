@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from nst_core import images, losses, masks
+from nst_core import images, losses, masks, tiling
 from nst_core.errors import InputError, NumericalError
 from nst_core.features import VGGFeatures, resolve_precision
 from nst_core.options import TRAIN_CROP, TRAIN_STEPS, TRAIN_STYLE_BOOST, TRAINING_FIELDS, StyleOptions
@@ -556,12 +556,14 @@ def stylize_with_network(network: StyleNetwork | str | os.PathLike, content: ima
                          size: int | None = None, *, compute_losses: bool = True,
                          content_name: str | None = None, precision: str | None = None,
                          weights: str | None = None, stylizer: Stylizer | None = None,
-                         mask: images.ImageLike | None = None, mask_name: str | None = None) -> FastResult:
+                         mask: images.ImageLike | None = None, mask_name: str | None = None,
+                         memory_budget: int | None = None) -> FastResult:
     """Stylise one image with a trained network: a Result like :meth:`Stylizer.stylize` returns.
 
     ``size`` is the output's longest side (default: the size the network was trained for); above the
     options' ``look_size`` the network runs at that size and :func:`restore_detail` makes the output;
-    ``precision`` and ``weights`` override the network's for the loss evaluation.  The
+    ``precision`` and ``weights`` override the network's for the loss evaluation, ``memory_budget`` (MB, 0:
+    auto) its budget: an output whose pass or detail restoration needs more is refused before it runs.  The
     losses are the engine's (same features, same loss terms and weights as the Gatys run would
     report) unless ``compute_losses`` is False (then they are NaN and only the network runs).
     ``stylizer`` lends its VGG19 features and Gram cache to the losses (one VGG19 per process; its
@@ -580,6 +582,8 @@ def stylize_with_network(network: StyleNetwork | str | os.PathLike, content: ima
         opts = opts.replace(precision=precision)
     if weights is not None:  # the VGG19 copy that scores the losses (the training machine's path may not exist)
         opts = opts.replace(weights=weights)
+    if memory_budget is not None:
+        opts = opts.replace(memory_budget=memory_budget)
     content_name = content_name or images.describe(content)
     arr, alpha = images.load_rgba(content, content_name)
     mask_name = mask_name or (images.describe(mask) if mask is not None else "")
@@ -591,6 +595,10 @@ def stylize_with_network(network: StyleNetwork | str | os.PathLike, content: ima
     # Above look_size the network runs at the look size, so strokes scale with the image (run at 4096 px
     # its strokes stay the size it learned, a few pixels); the content's finer detail is restored on top.
     work_hw = hw if opts.size <= opts.look_size else images.fit_size(arr.shape[:2], opts.look_size)
+    budget, need = tiling.budget_bytes(opts.memory_budget), fast_peak_bytes(hw, work_hw)
+    if need > budget:
+        raise InputError(f"{content_name}: a {hw[0]}x{hw[1]} px output needs about {need // tiling.MB} MB in fast "
+                         f"mode, above the memory budget of {budget // tiling.MB} MB (option memory_budget)")
     c_work = images.resize(seen, work_hw)
     look = apply_network(network.model, c_work)
     out = look if work_hw == hw else restore_detail(look, images.resize(seen, hw))
@@ -610,6 +618,17 @@ def stylize_with_network(network: StyleNetwork | str | os.PathLike, content: ima
                       trace=[], options=opts, precision=used, content=content_name,
                       styles=[network.meta["style"].get("path") or network.style_name], network=info,
                       mask=mask_name, region=region.fraction() if region is not None else 1.0)
+
+
+NETWORK_BYTES_PER_PX = 2048  # the network's activations per pixel it runs at (~0.54 GB at 512x512, measured)
+DETAIL_COPIES = 6  # float32 RGB arrays of the output's size alive at once in restore_detail
+
+
+def fast_peak_bytes(hw: tuple[int, int], work_hw: tuple[int, int]) -> int:
+    """What a fast stylisation plans for besides the runtime: the network's pass, or the detail restoration
+    after it (they do not overlap)."""
+    detail = DETAIL_COPIES * hw[0] * hw[1] * 3 * 4 if hw != work_hw else 0
+    return max(NETWORK_BYTES_PER_PX * work_hw[0] * work_hw[1], detail)
 
 
 def restore_detail(look: np.ndarray, content: np.ndarray) -> np.ndarray:
@@ -669,5 +688,5 @@ def style_sha256(data: bytes) -> str:
 
 
 __all__ = ["Architecture", "FastResult", "StyleNetwork", "TrainConfig", "applied_options", "apply_network",
-           "batch_gram", "build_network", "load_style_network", "read_metadata", "save_style_network",
-           "style_sha256", "stylize_with_network", "train_style_network", "training_options"]
+           "batch_gram", "build_network", "fast_peak_bytes", "load_style_network", "read_metadata",
+           "save_style_network", "style_sha256", "stylize_with_network", "train_style_network", "training_options"]

@@ -273,6 +273,7 @@ class FastStylizeDoFn(PairDoFn):
             result = fast.stylize_with_network(network.model, content, size=pair.options.size,
                                                content_name=pair.content, precision=pair.options.precision,
                                                weights=pair.options.weights, stylizer=scorer,
-                                               mask=mask, mask_name=pair.mask)
+                                               mask=mask, mask_name=pair.mask,
+                                               memory_budget=pair.options.memory_budget)
         result.network["path"] = storage.redact(path)
         return result

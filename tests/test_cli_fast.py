@@ -30,7 +30,7 @@ def test_ignored_flags_warned_once_and_left_out_of_the_metadata(tmp_path, capsys
     assert rc == 0, err
     assert err.splitlines() == ["nst-stylize: warning: --model stylises in one pass: ignoring --steps, --optimizer, "
                                 "--init, --preserve-colors, --save-every (only --size, --precision, --weights, "
-                                "--image-quality, --mask-feather, --mask-output, --background apply)"]
+                                "--memory-budget, --image-quality, --mask-feather, --mask-output, --background apply)"]
     recorded = json.loads(metrics.read_text())["options"]
     png = json.loads(images.read_png_text(out.read_bytes())["nst:options"])
     assert recorded == png == fast.applied_options(StyleOptions(size=24))

@@ -37,3 +37,15 @@ def test_outputs_up_to_look_size_run_the_network_at_their_size(saved):
     res = fast.stylize_with_network(net, CONTENT, 96, compute_losses=False)
     direct = fast.apply_network(net.model, images.resize(images.load_image(CONTENT), res.image.shape[:2]))
     assert np.array_equal(res.image, images.to_uint8(direct))
+
+
+def test_a_size_the_memory_budget_cannot_serve_is_refused_before_it_runs(saved):
+    net = fast.load_style_network(saved)
+    content = images.resize(images.load_image(CONTENT), (300, 400))
+    need = fast.fast_peak_bytes((1536, 2048), (384, 512))
+    assert need == max(2048 * 384 * 512, 6 * 1536 * 2048 * 3 * 4)  # the network's pass, or the detail restoration
+    with pytest.raises(fast.InputError, match=r"cat: a 1536x2048 px output needs about 384 MB in fast mode, above "
+                       r"the memory budget of 100 MB \(option memory_budget\)"):
+        fast.stylize_with_network(net, content, 2048, compute_losses=False, content_name="cat", memory_budget=100)
+    res = fast.stylize_with_network(net, content, 2048, compute_losses=False, memory_budget=500)
+    assert res.image.shape == (1536, 2048, 3)
