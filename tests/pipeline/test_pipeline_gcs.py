@@ -59,6 +59,7 @@ def test_gs_to_gs_round_trip(gcs, image_dir):
     names = {b.name for b in gcs.client.list_blobs(BUCKET, prefix="out/")}
     sources = {f"out/{report.source_rel(f'gs://{BUCKET}/in/{rel}')}" for rel in ("content/c1.jpg", "content/c2.png",
                                                                                "style/s1.png")}
+    sources |= {s.rsplit(".", 1)[0] + ".stamp.json" for s in sources}  # what each thumbnail was made from
     # no progress or part files left behind: the run's temporary objects are deleted at its end
     assert names == {"out/images/g1.png", "out/images/g2.png", "out/metrics/g1.json", "out/metrics/g2.json",
                      "out/thumbs/g1.webp", "out/thumbs/g2.webp", "out/sheets/0001.html", *sources,
