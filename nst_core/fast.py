@@ -597,8 +597,7 @@ def stylize_with_network(network: StyleNetwork | str | os.PathLike, content: ima
     work_hw = hw if opts.size <= opts.look_size else images.fit_size(arr.shape[:2], opts.look_size)
     budget, need = tiling.budget_bytes(opts.memory_budget), fast_peak_bytes(hw, work_hw)
     if need > budget:
-        raise InputError(f"{content_name}: a {hw[0]}x{hw[1]} px output needs about {need // tiling.MB} MB in fast "
-                         f"mode, above the memory budget of {budget // tiling.MB} MB (option memory_budget)")
+        raise tiling.over_budget(content_name, hw, need, budget, " in fast mode")
     c_work = images.resize(seen, work_hw)
     look = apply_network(network.model, c_work)
     out = look if work_hw == hw else restore_detail(look, images.resize(seen, hw))

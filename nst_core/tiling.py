@@ -190,6 +190,12 @@ def peak_bytes(hw: tuple[int, int], tiles: list[Tile], deepest: str, content_lay
     return RUNTIME_BYTES + state_bytes(hw, content_layer, look_size) + passes
 
 
+def over_budget(name: str, hw: tuple[int, int], need: int, budget: int, mode: str = "") -> InputError:
+    """The one-line refusal of an output that ``budget`` bytes cannot serve."""
+    return InputError(f"{name}: a {hw[0]}x{hw[1]} px output needs about {need // MB} MB{mode}, above the memory "
+                      f"budget of {budget // MB} MB (option memory_budget)")
+
+
 def plan_scale(hw: tuple[int, int], deepest: str, content_layer: str, budget: int, dtype_bytes: int = 4,
                backward: bool = True, name: str = "content", look_size: int = 512) -> list[Tile]:
     """Tiles of one scale within ``budget`` bytes for the whole pair; InputError naming ``name`` if none fit.
@@ -203,8 +209,7 @@ def plan_scale(hw: tuple[int, int], deepest: str, content_layer: str, budget: in
         return plan(hw, deepest, whole, dtype_bytes, backward, name)
     floor = pass_bytes((MIN_CORE * 4, MIN_CORE * 4), deepest, dtype_bytes, backward)
     if budget - state < floor:
-        raise InputError(f"{name}: a {hw[0]}x{hw[1]} px output needs about {(state + floor) // MB} MB, above the "
-                         f"memory budget of {budget // MB} MB (option memory_budget)")
+        raise over_budget(name, hw, state + floor, budget)
     return plan(hw, deepest, min(TILE_PASS_CAP, budget - state), dtype_bytes, backward, name)
 
 
