@@ -1,15 +1,20 @@
-"""The benchmark pairs: the README demo pair plus others from ../shared/images."""
+"""The benchmark pairs: the README demo pair plus others from ../shared/images and images/."""
 
 from pathlib import Path
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "images"
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+BENCH = Path(__file__).resolve().parent / "images"
 
 PAIRS: dict[str, tuple[Path, Path]] = {
     "chelsea-starry": (SAMPLES / "content" / "chelsea.jpg", SAMPLES / "style" / "starry_night.jpg"),
     "astronaut-scream": (SHARED / "content" / "astronaut.png", SHARED / "style" / "the_scream.jpg"),
     "coffee-matisse": (SHARED / "content" / "coffee.png", SHARED / "style" / "woman-with-hat-matisse.jpg"),
     "rocket-shipwreck": (SHARED / "content" / "rocket.jpg", SHARED / "style" / "shipwreck.jpg"),
+    # large flat facets (cubist), a line-work print, and a photograph as the style
+    "rocket-udnie": (SHARED / "content" / "rocket.jpg", BENCH / "style" / "udnie.jpg"),
+    "chelsea-wave": (SAMPLES / "content" / "chelsea.jpg", BENCH / "style" / "wave.jpg"),
+    "coffee-rocket": (SHARED / "content" / "coffee.png", SHARED / "content" / "rocket.jpg"),
     # fast mode's held-out contents with the style its benchmark network learns (highres.py --model)
     "astronaut-starry": (SHARED / "content" / "astronaut.png", SAMPLES / "style" / "starry_night.jpg"),
     "rocket-starry": (SHARED / "content" / "rocket.jpg", SAMPLES / "style" / "starry_night.jpg"),
