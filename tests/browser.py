@@ -4,9 +4,12 @@ and everything the page logged (console messages, uncaught exceptions, resources
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -26,16 +29,18 @@ def visit(url: str, width: int = 1280, height: int = 900, timeout: float = 60.0)
     """Open ``url``, wait for it to load (images included), return a full-page screenshot and what it logged."""
     if CHROMIUM is None:
         raise RuntimeError("chromium is not installed (apt-get install -y chromium)")
-    with tempfile.TemporaryDirectory(prefix="nst-chromium-") as profile:
+    # Chromium's helpers (crashpad, zygote) may still write to the profile just after it is killed.
+    with tempfile.TemporaryDirectory(prefix="nst-chromium-", ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
                                  "--remote-debugging-port=0", f"--user-data-dir={profile}",
                                  f"--window-size={width},{height}", "about:blank"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
             ws_url = _devtools_url(proc)
             return asyncio.run(asyncio.wait_for(_drive(ws_url, url, width, height), timeout))
         finally:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the whole group: its helpers hold the profile open
             proc.wait()
 
 
