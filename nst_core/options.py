@@ -60,13 +60,16 @@ class StyleOptions:
 
     size: int = _spec(512, "longest side of the output image in pixels", lo=16, hi=4096)
     steps: int = _spec(15, "optimizer steps at the final (full-size) scale", lo=0, hi=100000)
-    coarse_steps: int = _spec(30, "optimizer steps of a 128px coarse scale; a coarse scale of another size "
-                              "gets them in inverse proportion to its side (64px: twice as many, 256px: "
-                              "half), so small, cheap scales get the most", lo=0, hi=100000)
-    num_scales: int = _spec(3, "scales of the coarse-to-fine schedule, each twice the side of the one "
-                            "before and ending at `size` (3: 128, 256, 512 for a 512px output); "
-                            "1 runs a single scale", lo=1, hi=8)
-    min_size: int = _spec(64, "smallest longest side of a coarse scale: fewer scales are run rather "
+    coarse_steps: int = _spec(15, "optimizer steps of a 128px coarse scale; a coarse scale of another size "
+                              "gets coarse_steps * (128 / side) ** coarse_steps_power, so small, cheap scales "
+                              "get more (with the defaults: 32px 43, 64px 26, 256px 9)", lo=0, hi=100000)
+    coarse_steps_power: float = _spec(0.75, "how fast a coarse scale's steps grow as its side halves: "
+                                      "coarse_steps * (128 / side) ** power (0: the same at every scale; 1: "
+                                      "in inverse proportion to the side)", lo=0.0, hi=4.0)
+    num_scales: int = _spec(4, "scales of the coarse-to-fine schedule, each twice the side of the one "
+                            "before and ending at `size` (4: 64, 128, 256, 512 for a 512px output; 32 to "
+                            "256 for a 256px one); 1 runs a single scale", lo=1, hi=8)
+    min_size: int = _spec(32, "smallest longest side of a coarse scale: fewer scales are run rather "
                           "than one below this", lo=16, hi=4096)
     look_size: int = _spec(512, "longest side at which the look is set: a larger output first runs the "
                            "whole schedule of a look_size output (the large strokes form there), then "
@@ -211,8 +214,8 @@ class StyleOptions:
     def stable_hash(self) -> str:
         """Hash of the per-pair options: equal options give equal hashes across runs and machines.
 
-        Fields of :data:`HASHED_IF_SET` count only when set to other than their default, so outputs made
-        before they existed are still found done.
+        Fields of :data:`HASHED_IF_SET` count only when set to other than the behaviour before they existed,
+        so outputs made then are still found done.
         """
         values = {k: v for k, v in self.pair_dict().items()
                   if k not in HASHED_IF_SET or v != _DEFAULTS[k]}
@@ -251,9 +254,13 @@ class StyleOptions:
         sizes = self.scales()
         n_look = len(sizes) - sum(1 for s in sizes if s > self.look_size)
         look = sizes[:n_look]
-        out = [(s, math.ceil(self.coarse_steps * COARSE_REFERENCE_SIDE / s), "full") for s in look[:-1]]
+        out = [(s, self.coarse_steps_at(s), "full") for s in look[:-1]]
         out.append((look[-1], self.steps, "refine" if self.refine_options() is not None else "full"))
         return [*out, *((s, self.detail_steps, "detail") for s in sizes[n_look:])]
+
+    def coarse_steps_at(self, side: int) -> int:
+        """Steps of a coarse (full-depth) scale of longest side ``side``."""
+        return math.ceil(self.coarse_steps * (COARSE_REFERENCE_SIDE / side) ** self.coarse_steps_power - 1e-9)
 
     def refine_options(self) -> StyleOptions | None:
         """Options of a shallow final scale, or None when the final scale uses every layer."""
@@ -302,8 +309,10 @@ def _coerce(name: str, typ: Any, raw: Any) -> Any:
 
 
 FIELDS = dataclasses.fields(StyleOptions)
-HASHED_IF_SET = ("mask_feather", "mask_output", "background")  # added after catalogs had outputs (issue 18)
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(StyleOptions) if f.name in HASHED_IF_SET}
+HASHED_IF_SET = ("mask_feather", "mask_output", "background",  # added after catalogs had outputs (issue 18)
+                 "coarse_steps_power")  # issue 20
+# The value each had before it existed: only other values enter the hash, so older outputs are still found done.
+_DEFAULTS = {"mask_feather": 1.5, "mask_output": "blend", "background": "white", "coarse_steps_power": 1.0}
 FIELD_SCOPES = {f.name: f.metadata["scope"] for f in FIELDS}
 PAIR_FIELDS = tuple(f.name for f in FIELDS if f.metadata["scope"] == "pair")
 

@@ -11,7 +11,8 @@ from PIL import Image
 
 from nst_core import cli, images
 
-FAST = ["--size", "32", "--steps", "2", "--coarse-steps", "1", "--min-size", "16", "--quiet"]
+FAST = ["--size", "32", "--steps", "2", "--coarse-steps", "1",
+        "--coarse-steps-power", "1", "--min-size", "16", "--quiet"]
 
 
 @pytest.mark.parametrize("kind", sorted(BAD_REASONS))

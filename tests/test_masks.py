@@ -16,7 +16,7 @@ from nst_core.losses import feature_layers
 from nst_core.options import StyleOptions
 from nst_core.stylizer import _levels, _region_args
 
-SMALL = StyleOptions(size=96, steps=4, coarse_steps=4, min_size=48)
+SMALL = StyleOptions(size=96, steps=4, coarse_steps=4, coarse_steps_power=1, min_size=48)
 R0, R1, C0, C1 = 32, 80, 16, 96  # a region on the 16 px grid: every level's weights are exactly 0 or 1
 
 

@@ -45,20 +45,29 @@ def test_scales_double_up_to_size():
     assert StyleOptions(size=512, min_size=128).scales() == [128, 256, 512]
     assert StyleOptions(size=300, min_size=128).scales() == [150, 300]
     assert StyleOptions(size=100, min_size=128).scales() == [100]
-    assert StyleOptions(size=512).scales() == [128, 256, 512]  # num_scales=3
-    assert StyleOptions(size=256).scales() == [64, 128, 256]
+    assert StyleOptions(size=512).scales() == [64, 128, 256, 512]  # num_scales=4
+    assert StyleOptions(size=256).scales() == [32, 64, 128, 256]
+    assert StyleOptions(size=256, min_size=64).scales() == [64, 128, 256]
     assert StyleOptions(size=1024, num_scales=2, look_size=1024).scales() == [512, 1024]
     assert StyleOptions(size=512, num_scales=1).scales() == [512]
 
 
 def test_schedule_gives_coarse_scales_steps_by_their_side_and_ends_with_steps():
-    assert StyleOptions(size=512, coarse_steps=40, steps=20).schedule() == [(128, 40), (256, 20), (512, 20)]
-    assert StyleOptions(size=1024, num_scales=4, coarse_steps=25, steps=7, look_size=1024).schedule() == [
+    assert StyleOptions(size=512, num_scales=3, coarse_steps=40, steps=20, coarse_steps_power=1).schedule() == [
+        (128, 40), (256, 20), (512, 20)]
+    assert StyleOptions(size=1024, num_scales=4, coarse_steps=25, steps=7, look_size=1024,
+                        coarse_steps_power=1).schedule() == [
         (128, 25), (256, 13), (512, 7), (1024, 7)]
-    # A 256px output's 64px scale is cheap: it gets twice a 128px scale's steps.
-    assert StyleOptions(size=256, coarse_steps=30, steps=15).schedule() == [(64, 60), (128, 30), (256, 15)]
-    assert StyleOptions(size=300, coarse_steps=30).schedule()[:2] == [(75, 52), (150, 26)]
-    assert StyleOptions(size=512, num_scales=1, steps=9).schedule() == [(512, 9)]
+    # A 256px output's 64px scale is cheap: with power 1 it gets twice a 128px scale's steps.
+    assert StyleOptions(size=256, num_scales=3, coarse_steps=30, steps=15, coarse_steps_power=1).schedule() == [
+        (64, 60), (128, 30), (256, 15)]
+    assert StyleOptions(size=300, num_scales=3, coarse_steps=30, coarse_steps_power=1).schedule()[:2] == [
+        (75, 52), (150, 26)]
+    # The defaults: 1.68x (2 ** 0.75) the steps at each halving, the same at every size.
+    assert StyleOptions(size=512).schedule() == [(64, 26), (128, 15), (256, 9), (512, 15)]
+    assert StyleOptions(size=256).schedule() == [(32, 43), (64, 26), (128, 15), (256, 15)]
+    assert StyleOptions(size=256, coarse_steps_power=0).schedule()[:3] == [(32, 15), (64, 15), (128, 15)]
+
 
 
 def test_shallow_refine_keeps_shallow_layers_and_their_weights():
@@ -117,8 +126,12 @@ def test_options_added_later_leave_earlier_outputs_done():
     so a catalog's outputs stay done; set, they count. A new per-pair field belongs in HASHED_IF_SET."""
     from nst_core.options import HASHED_IF_SET
 
-    assert StyleOptions().stable_hash() == "90dab2a526d23c5dc72c43dec4047d568553d1bcc7ce9e47f162b69c52d88e77", \
+    # the defaults before issue 20's schedule, spelled out (coarse_steps_power did not exist: power 1)
+    old = StyleOptions(num_scales=3, coarse_steps=30, min_size=64, coarse_steps_power=1)
+    assert old.stable_hash() == "90dab2a526d23c5dc72c43dec4047d568553d1bcc7ce9e47f162b69c52d88e77", \
         f"a new per-pair option changed every fingerprint; add it to {HASHED_IF_SET}"
+    assert old.replace(coarse_steps_power=0.75).stable_hash() != old.stable_hash()
+    assert StyleOptions().stable_hash() != old.stable_hash()  # the new schedule is a new output
     assert StyleOptions(mask_feather=0).stable_hash() != StyleOptions().stable_hash()
     assert StyleOptions(background="black").stable_hash() != StyleOptions().stable_hash()
 

@@ -20,10 +20,10 @@ def _cost(o: StyleOptions) -> float:
     return total
 
 
-def test_outputs_up_to_look_size_keep_todays_schedule():
-    assert StyleOptions(size=512).schedule() == [(128, 30), (256, 15), (512, 15)]
-    assert StyleOptions(size=256).schedule() == [(64, 60), (128, 30), (256, 15)]
-    assert [s for _, _, s in StyleOptions(size=512).stages()] == ["full", "full", "refine"]
+def test_outputs_up_to_look_size_run_the_default_schedule():
+    assert StyleOptions(size=512).schedule() == [(64, 26), (128, 15), (256, 9), (512, 15)]
+    assert StyleOptions(size=256).schedule() == [(32, 43), (64, 26), (128, 15), (256, 15)]
+    assert [s for _, _, s in StyleOptions(size=512).stages()] == ["full", "full", "full", "refine"]
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -51,6 +51,6 @@ def test_cost_grows_about_linearly_with_pixels():
 
 def test_look_size_and_detail_steps_are_options():
     o = StyleOptions(size=2048, look_size=1024, detail_steps=3)
-    assert [s for s, _, _ in o.stages()] == [256, 512, 1024, 2048]
+    assert [s for s, _, _ in o.stages()] == [128, 256, 512, 1024, 2048]
     assert o.stages()[-1] == (2048, 3, "detail")
     assert StyleOptions(size=1024, look_size=1024).stages()[-1][2] == "refine"

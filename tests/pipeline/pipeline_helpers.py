@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-FAST = ["--size", "40", "--steps", "2", "--coarse_steps", "1", "--min_size", "20", "--thumbnail_size", "32"]
+FAST = ["--size", "40", "--steps", "2", "--coarse_steps", "1",
+        "--coarse_steps_power", "1", "--min_size", "20", "--thumbnail_size", "32"]
 
 
 def make_image(path: Path, seed: int, size: tuple[int, int] = (40, 32)) -> Path:

@@ -12,7 +12,8 @@ import numpy as np
 from PIL import Image
 
 # 32 px, 2 steps at the final scale and 1 at a 16 px coarse scale: a pair takes well under a second.
-FAST = ["--size", "32", "--steps", "2", "--coarse_steps", "1", "--min_size", "16", "--thumbnail_size", "16"]
+FAST = ["--size", "32", "--steps", "2", "--coarse_steps", "1",
+        "--coarse_steps_power", "1", "--min_size", "16", "--thumbnail_size", "16"]
 
 
 def make_image(path: Path, seed: int, size: tuple[int, int] = (32, 24), value: int | None = None) -> Path:
