@@ -19,3 +19,7 @@ PAIRS: dict[str, tuple[Path, Path]] = {
     "astronaut-starry": (SHARED / "content" / "astronaut.png", SAMPLES / "style" / "starry_night.jpg"),
     "rocket-starry": (SHARED / "content" / "rocket.jpg", SAMPLES / "style" / "starry_night.jpg"),
 }
+
+# issue 20's quality set, which the defaults must beat the peer on: sweep.py's default, compare.py's --pair list
+QUALITY_SET = ("chelsea-starry", "astronaut-scream", "coffee-matisse", "rocket-shipwreck", "rocket-udnie",
+               "chelsea-wave", "coffee-rocket")

@@ -19,11 +19,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from machine import cpu_id  # noqa: E402
-from pairs import PAIRS  # noqa: E402
+from pairs import PAIRS, QUALITY_SET  # noqa: E402
 
 PEER_RESULTS = HERE / "peer" / "peer_results.json"
-DEFAULT_PAIRS = ("chelsea-starry", "astronaut-scream", "coffee-matisse", "rocket-shipwreck", "rocket-udnie",
-                 "chelsea-wave", "coffee-rocket")
 
 
 def parse_variant(text: str) -> dict[str, str]:
@@ -48,7 +46,7 @@ def main() -> int:
     yardstick = VGGFeatures(weights, "float32", "max")
     stylizer = Stylizer(StyleOptions(size=args.size), weights)
     peer = json.loads(PEER_RESULTS.read_text())
-    names = args.pair or list(DEFAULT_PAIRS)
+    names = args.pair or list(QUALITY_SET)
     peer_d = {}
     for name in names:
         p = peer.get(f"{name}@{args.size}")

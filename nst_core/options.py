@@ -218,7 +218,7 @@ class StyleOptions:
         so outputs made then are still found done.
         """
         values = {k: v for k, v in self.pair_dict().items()
-                  if k not in HASHED_IF_SET or v != _DEFAULTS[k]}
+                  if k not in HASHED_IF_SET or v != _BEFORE_IT_EXISTED[k]}
         blob = json.dumps(values, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -238,12 +238,11 @@ class StyleOptions:
         return sizes[::-1]
 
     def schedule(self) -> list[tuple[int, int]]:
-        """(longest side, steps) per scale: ``coarse_steps * 128 / side`` per coarse scale, then ``steps``.
+        """(longest side, steps) per scale: :meth:`coarse_steps_at` per coarse scale, then ``steps``.
 
-        Tied to the scale's side rather than to its rank, so a 256px output's 64px scale gets
-        twice the steps of a 512px output's 128px scale: they cost a quarter as much, and they are
-        where the largest style features (block5's Gram) are laid out (benchmarks/RESULTS.md, Engine
-        vs peer: steps by scale side).  Scales above
+        Tied to the scale's side rather than to its rank, so a scale of a given side gets the same
+        steps in every output: small scales cost a fraction as much, and they are where the largest
+        style features (block5's Gram) are laid out (benchmarks/RESULTS.md, Quality per second).  Scales above
         ``look_size`` get ``detail_steps`` each, so the look is that of the ``look_size`` output and
         the cost grows about linearly with the output's pixels (each scale costs 4x the one before).
         """
@@ -260,6 +259,7 @@ class StyleOptions:
 
     def coarse_steps_at(self, side: int) -> int:
         """Steps of a coarse (full-depth) scale of longest side ``side``."""
+        # the epsilon keeps a whole product that pow() rounds up (60.000000001) from gaining a step
         return math.ceil(self.coarse_steps * (COARSE_REFERENCE_SIDE / side) ** self.coarse_steps_power - 1e-9)
 
     def refine_options(self) -> StyleOptions | None:
@@ -312,7 +312,7 @@ FIELDS = dataclasses.fields(StyleOptions)
 HASHED_IF_SET = ("mask_feather", "mask_output", "background",  # added after catalogs had outputs (issue 18)
                  "coarse_steps_power")  # issue 20
 # The value each had before it existed: only other values enter the hash, so older outputs are still found done.
-_DEFAULTS = {"mask_feather": 1.5, "mask_output": "blend", "background": "white", "coarse_steps_power": 1.0}
+_BEFORE_IT_EXISTED = {"mask_feather": 1.5, "mask_output": "blend", "background": "white", "coarse_steps_power": 1.0}
 FIELD_SCOPES = {f.name: f.metadata["scope"] for f in FIELDS}
 PAIR_FIELDS = tuple(f.name for f in FIELDS if f.metadata["scope"] == "pair")
 

@@ -69,7 +69,6 @@ def test_schedule_gives_coarse_scales_steps_by_their_side_and_ends_with_steps():
     assert StyleOptions(size=256, coarse_steps_power=0).schedule()[:3] == [(32, 15), (64, 15), (128, 15)]
 
 
-
 def test_shallow_refine_keeps_shallow_layers_and_their_weights():
     o = StyleOptions(style_layer_weights=(1, 2, 3, 4, 5), refine_content_weight=0.5)
     r = o.refine_options()
