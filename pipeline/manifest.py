@@ -39,6 +39,7 @@ HEAD_BYTES = 65536
 RAW_ROW_CHARS = 500  # of an unparseable row's text kept in its error
 STEM_CHARS = 40  # of each file stem in a derived id
 _NOT_ID_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+_NO_OPTIONS = StyleOptions()
 
 
 class ManifestError(ValueError):
@@ -277,6 +278,19 @@ def is_jsonl(name: str, data: bytes) -> bool:
 
 def parse(data: bytes, name: str, base: StyleOptions, base_dir: str | None = None) -> Iterator[Pair | RowError]:
     """Every data row of a manifest file as a Pair or RowError, duplicates of an earlier id as errors."""
+    yield from _checked_rows(data, name, base, base_dir)
+
+
+def parse_lines(data: bytes, name: str, base: StyleOptions, lines: tuple[int, int]) -> tuple[list[Pair | RowError],
+                                                                                             int]:
+    """(the rows on manifest lines first..last, as :func:`parse` gives them, checked against every row of the
+    file; the number of rows in the whole file)."""
+    rows = _checked_rows(data, name, base, None, lines)
+    return [r for r in rows if lines[0] <= r.line <= lines[1]], len(rows)
+
+
+def _checked_rows(data: bytes, name: str, base: StyleOptions, base_dir: str | None = None,
+                  lines: tuple[int, int] | None = None) -> list[Pair | RowError]:
     if not data.strip():
         raise ManifestError(f"manifest {name}: empty file")
     base_dir = base_dir if base_dir is not None else storage.dirname(name)
@@ -292,10 +306,20 @@ def parse(data: bytes, name: str, base: StyleOptions, base_dir: str | None = Non
             reason, raw = row
             items.append(RowError(line=line, reason=reason, row=raw))
         else:
-            items.append(build_pair(row, line, base_dir, base))
+            pair = build_pair(row, line, base_dir, base)
+            if lines and not lines[0] <= line <= lines[1] and isinstance(pair, Pair):
+                pair = _seen(pair)
+            items.append(pair)
     if not items:
         raise ManifestError(f"manifest {name}: no rows (only a header, blank lines or comments)")
-    yield from _refuse_duplicates(unique_ids(_refuse_repeated_rows(items)))
+    return list(_refuse_duplicates(unique_ids(_refuse_repeated_rows(items))))
+
+
+def _seen(pair: Pair) -> Pair:
+    """A row outside the lines asked for, as little as the duplicate checks need of it (a sub-run's reader
+    holds one per row of the whole manifest)."""
+    return Pair(id=pair.id, line=pair.line, content="", styles=(), options=_NO_OPTIONS,
+                fingerprint=pair.fingerprint, derived_id=pair.derived_id)
 
 
 def _refuse_repeated_rows(items: list[Pair | RowError]) -> list[Pair | RowError]:

@@ -28,7 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from nst_core import InputError, NSTError, StyleOptions
 from nst_core.images import EXTENSIONS, MIME_TYPES
 from pipeline import progress, report, storage
-from pipeline.manifest import ManifestError, Pair, RowError, cross, parse
+from pipeline.manifest import ManifestError, Pair, RowError, cross, parse, parse_lines
 from pipeline.resources import Served, WorkerResources, WorkerSetupError, acquire
 
 LOG = logging.getLogger("pipeline")
@@ -48,33 +48,42 @@ def metrics_rel(pair_id: str) -> str:
 
 # --- input -------------------------------------------------------------------------------------------
 class ReadManifest(beam.DoFn):
-    """Manifest path -> Pair | RowError per row (one reader, so duplicate ids are found in file order)."""
+    """Manifest path -> Pair | RowError per row (one reader, so duplicate ids are found in file order);
+    ``lines`` (first, last): a sub-run's share, the rows on those lines (the total counts every row)."""
 
-    def __init__(self, base: StyleOptions, output: str = "", run_id: str = ""):
-        self.base, self.output, self.run_id = base, output, run_id
+    def __init__(self, base: StyleOptions, output: str = "", run_id: str = "",
+                 lines: tuple[int, int] | None = None):
+        self.base, self.output, self.run_id, self.lines = base, output, run_id, lines
         self.rows = Metrics.counter(NS, "rows_read")
 
     def process(self, path: str) -> Iterator[Pair | RowError]:
-        n = 0
-        for item in parse(storage.read_bytes(path), path, self.base):
+        data = storage.read_bytes(path)
+        if self.lines:
+            items, total = parse_lines(data, path, self.base, self.lines)
+        else:
+            items = list(parse(data, path, self.base))
+            total = len(items)
+        for item in items:
             self.rows.inc()
-            n += 1
             yield item
-        progress.write_total(self.output, self.run_id, n)
+        progress.write_total(self.output, self.run_id, total)
 
 
 class CrossPairs(beam.DoFn):
     """(content globs, style globs) -> every combination of the files they match as a Pair (cross mode);
     a matched file that is not an image is one RowError, not one per combination."""
 
-    def __init__(self, base: StyleOptions, output: str = "", run_id: str = ""):
-        self.base, self.output, self.run_id = base, output, run_id
+    def __init__(self, base: StyleOptions, output: str = "", run_id: str = "",
+                 lines: tuple[int, int] | None = None):
+        self.base, self.output, self.run_id, self.lines = base, output, run_id, lines
         self.rows = Metrics.counter(NS, "rows_read")
 
     def process(self, globs: tuple[list[str], list[str], str | None]) -> Iterator[Pair | RowError]:
         rows = cross_rows(*globs[:2], self.base, *globs[2:])
         progress.write_total(self.output, self.run_id, len(rows))
         for item in rows:
+            if self.lines and not self.lines[0] <= item.line <= self.lines[1]:
+                continue
             self.rows.inc()
             yield item
 
