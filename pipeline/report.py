@@ -12,6 +12,7 @@ import hashlib
 import html
 import io
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ from PIL import Image
 SHEETS = "sheets"
 THUMBS = "thumbs"
 SOURCES = "sources"
+_NAV = re.compile(r"<nav>.*?</nav>", re.S)  # row text is escaped, so only our own navs match
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
@@ -146,14 +148,8 @@ def render_sheet(records: Sequence[dict[str, Any]], page: int, pages: Sequence[i
     """One contact sheet: every row of manifest lines ``lines`` (done pairs and errors), in line order."""
     up = "../"
     title = f"lines {lines[0]}-{lines[1]}"
-    at = pages.index(page) if page in pages else -1
-    nav = [f"<a href='{up}report.html'>index</a>"]
-    if at > 0:
-        nav.append(f"<a href='{up}{sheet_rel(pages[at - 1])}'>&larr; previous</a>")
-    if 0 <= at < len(pages) - 1:
-        nav.append(f"<a href='{up}{sheet_rel(pages[at + 1])}'>next &rarr;</a>")
-    nav.append(f"<span class='muted'>sheet {at + 1} of {len(pages)}</span>")
-    out = [_head(f"nst-pipeline sheet: {title}", thumb_size), f"<nav>{''.join(nav)}</nav>",
+    nav = sheet_nav(page, pages)
+    out = [_head(f"nst-pipeline sheet: {title}", thumb_size), nav,
            f"<h1>{_e(title)}</h1><p class='muted'>{_e(summary_line)}</p>",
            "<table><tr><th>line</th><th>id</th><th>content</th><th>style</th><th>result</th><th>losses</th>"
            "<th>loss trace</th></tr>"]
@@ -175,8 +171,26 @@ def render_sheet(records: Sequence[dict[str, Any]], page: int, pages: Sequence[i
                    f"{_num(rec.get('seconds'))} s &middot; <a href='{_e(up + rec.get('metrics', ''))}'>metrics</a>"
                    f"</span></td><td>{sparkline(rec.get('trace'))}</td></tr>")
     out.append("</table>")
-    out.append(f"<nav>{''.join(nav)}</nav></body></html>\n")
+    out.append(f"{nav}</body></html>\n")
     return "\n".join(out)
+
+
+def sheet_nav(page: int, pages: Sequence[int]) -> str:
+    """A sheet's links to the index and its neighbours among ``pages`` (every sheet of the run)."""
+    up = "../"
+    at = pages.index(page) if page in pages else -1
+    nav = [f"<a href='{up}report.html'>index</a>"]
+    if at > 0:
+        nav.append(f"<a href='{up}{sheet_rel(pages[at - 1])}'>&larr; previous</a>")
+    if 0 <= at < len(pages) - 1:
+        nav.append(f"<a href='{up}{sheet_rel(pages[at + 1])}'>next &rarr;</a>")
+    nav.append(f"<span class='muted'>sheet {at + 1} of {len(pages)}</span>")
+    return f"<nav>{''.join(nav)}</nav>"
+
+
+def renav_sheet(html: str, page: int, pages: Sequence[int]) -> str:
+    """A sheet written by a sub-run (which knew only its own sheets) with the links of the whole run."""
+    return _NAV.sub(lambda _: sheet_nav(page, pages), html)
 
 
 def _card(rec: dict[str, Any], why: str) -> str:

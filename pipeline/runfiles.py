@@ -8,15 +8,23 @@
     -> Finish (one small element): metrics.jsonl and errors.jsonl as the concatenation of the sheet parts in
        page order (streamed, so they stay in line order), report.html, orphans.txt, summary.json; then the
        accounting check, which fails the run loudly.
+
+A local run in sub-runs (pipeline.run) runs the sheet and combiner steps per sub-run, which leaves its
+accumulators, sheet list and claims as parts (SaveSubRun); merge_sub_runs then does the rest once: the
+accumulators merged, the sheets' links made the whole run's, orphans found through bucket files by id, Finish.
 """
 
 from __future__ import annotations
 
 import heapq
+import io
 import json
 import logging
 import math
+import os
 import re
+import tempfile
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -197,6 +205,14 @@ class RunStats(beam.CombineFn):
         worst = {k: [json.loads(item[3]) for item in sorted(heap, reverse=True)] for k, heap in acc["worst"].items()}
         return {**acc, "hist": {k: dict(c) for k, c in acc["hist"].items()}, "worst": worst, "per_decade": PER_DECADE}
 
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> dict[str, Any]:
+        """An accumulator back from its JSON text (a sub-run's part): bins are ints again, tuples tuples."""
+        return {**data, "hist": {k: Counter({int(b): n for b, n in c.items()}) for k, c in data["hist"].items()},
+                "reasons": {k: {**g, "examples": [tuple(e) for e in g["examples"]]}
+                            for k, g in data["reasons"].items()},
+                "worst": {k: [tuple(item) for item in heap] for k, heap in data["worst"].items()}}
+
 
 def page_stats(keyed: tuple[int, Iterable[dict[str, Any]]]) -> dict[str, Any]:
     """Accounting of one sheet's records: lines are in exactly one sheet, so doubles are found here."""
@@ -237,6 +253,29 @@ class Accounting(beam.CombineFn):
     def extract_output(self, acc: dict[str, Any]) -> dict[str, Any]:
         return {**acc, "status": dict(acc["status"]), "pages": sorted(acc["pages"])}
 
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> dict[str, Any]:
+        return {**data, "status": Counter(data["status"]), "pages": [tuple(p) for p in data["pages"]]}
+
+
+class Unextracted(beam.CombineFn):
+    """A combiner whose output is its accumulator, so that a sub-run's can be merged with the others' later."""
+
+    def __init__(self, fn: beam.CombineFn):
+        self.fn = fn
+
+    def create_accumulator(self) -> Any:
+        return self.fn.create_accumulator()
+
+    def add_input(self, acc: Any, element: Any) -> Any:
+        return self.fn.add_input(acc, element)
+
+    def merge_accumulators(self, accs: Iterable[Any]) -> Any:
+        return self.fn.merge_accumulators(accs)
+
+    def extract_output(self, acc: Any) -> Any:
+        return acc
+
 
 def account(acc: dict[str, Any], rows_in: int) -> dict[str, Any]:
     """rows in == stylized + skipped + errors, and every row line exactly once."""
@@ -274,7 +313,7 @@ class WriteSheet(beam.DoFn):
         errors = "".join(jsonl_line(r) for r in ordered if r["status"] == "error")
         storage.write_atomic(part_path(self.output, self.run_id, "metrics", page), done)
         storage.write_atomic(part_path(self.output, self.run_id, "errors", page), errors)
-        pages = [p[0] for p in accounting["pages"]]
+        pages = sorted(p[0] for p in accounting["pages"])
         first, last = ordered[0]["line"], ordered[-1]["line"]
         counts = Counter(r["status"] for r in ordered)
         line = (f"{len(ordered)} rows: {counts['stylized']} stylized, {counts['skipped']} skipped, "
@@ -326,15 +365,20 @@ class WriteOrphans(beam.DoFn):
 
     def process(self, keyed: tuple[str, Iterable[str]]) -> Iterator[tuple[str, int]]:
         bucket, rels = keyed
-        lines = []
-        for rel in sorted(rels):
-            if self.moved_to:
-                storage.move(storage.join(self.output, *rel.split("/")),
-                             storage.join(self.output, *self.moved_to.split("/"), *rel.split("/")))
-                rel = f"{self.moved_to}/{rel}"
-            lines.append(rel + "\n")
-        storage.write_atomic(storage.join(self.output, PARTS, self.run_id, f"orphans-{bucket}"), "".join(lines))
-        yield bucket, len(lines)
+        yield bucket, write_orphans(self.output, self.run_id, bucket, rels, self.moved_to)
+
+
+def write_orphans(output: str, run_id: str, bucket: str, rels: Iterable[str], moved_to: str) -> int:
+    """Orphan paths -> moved aside (with ``moved_to``) and listed, sorted, in the part ``orphans-<bucket>``."""
+    lines = []
+    for rel in sorted(rels):
+        if moved_to:
+            storage.move(storage.join(output, *rel.split("/")),
+                         storage.join(output, *moved_to.split("/"), *rel.split("/")))
+            rel = f"{moved_to}/{rel}"
+        lines.append(rel + "\n")
+    storage.write_atomic(storage.join(output, PARTS, run_id, f"orphans-{bucket}"), "".join(lines))
+    return len(lines)
 
 
 def _bucket(rel: str) -> tuple[str, str]:
@@ -342,8 +386,47 @@ def _bucket(rel: str) -> tuple[str, str]:
     return f"{sub}.{name[:2].encode().hex()}", rel  # a prefix: buckets in key order list the paths in sorted order
 
 
+def finish_run(output: str, source: str, run_id: str, thumb_size: int, image_format: str, moved_to: str, rows_in: int,
+               accounting: dict[str, Any], stats: dict[str, Any], sheets: list[int],
+               orphans: list[tuple[str, int]]) -> dict[str, Any]:
+    """The run files from the parts and the combined statistics; then the accounting check (AccountingError)."""
+    out = output
+    summary = account(accounting, rows_in)
+    finished = datetime.now(UTC).isoformat(timespec="seconds")
+    n_orphans = sum(n for _, n in orphans)
+    summary.update(source=storage.redact(source), output=storage.redact(out), finished=finished,
+                   orphans=n_orphans, pruned_to=moved_to if n_orphans else "", image_format=image_format,
+                   sheets=len(sheets))
+    pages = sorted(sheets)
+    for kind, name in (("metrics", "metrics.jsonl"), ("errors", "errors.jsonl")):
+        parts = [part_path(out, run_id, kind, p) for p in pages]
+        storage.write_stream(storage.join(out, name), lambda parts=parts: _concat(parts), "application/x-ndjson")
+    orphan_parts = [storage.join(out, PARTS, run_id, f"orphans-{b}") for b, _ in sorted(orphans)]
+    storage.write_stream(storage.join(out, ORPHANS), lambda: _concat(orphan_parts), "text/plain")
+    storage.write_atomic(storage.join(out, "report.html"),
+                         report.render_index(summary, stats, accounting["pages"], thumb_size), "text/html")
+    storage.write_atomic(storage.join(out, "summary.json"), json.dumps(summary, indent=1, sort_keys=True),
+                         "application/json")
+    for sub in (*OUTPUT_DIRS, "models", report.SOURCES, report.SHEETS):
+        storage.remove_stale_temps(storage.join(out, sub))
+    storage.remove_tree(storage.join(out, PARTS))  # this run's parts, and any a killed run left
+    LOG.info("run summary: %s", summary_line(summary))
+    if not summary["balanced"]:
+        raise AccountingError(f"accounting does not balance: {summary_line(summary)}; "
+                              f"lines missing {summary['missing_lines'][:20]}, "
+                              f"doubled {summary['doubled_lines'][:20]}")
+    return summary
+
+
+def _concat(parts: list[str]) -> Iterator[bytes]:
+    for part in parts:
+        with storage.open_read(part) as f:
+            while chunk := f.read(1 << 20):
+                yield chunk
+
+
 class Finish(beam.DoFn):
-    """The run files from the parts and the combined statistics; then the accounting check."""
+    """The run files, once every sheet and orphan part is written (:func:`finish_run`)."""
 
     def __init__(self, output: str, source: str, run_id: str, thumb_size: int, image_format: str, moved_to: str):
         self.output, self.source, self.run_id, self.thumb_size = output, source, run_id, thumb_size
@@ -351,62 +434,120 @@ class Finish(beam.DoFn):
 
     def process(self, _: Any, rows_in: int, accounting: dict[str, Any], stats: dict[str, Any], sheets: list[int],
                 orphans: list[tuple[str, int]]) -> Iterator[dict[str, Any]]:
-        out = self.output
-        summary = account(accounting, rows_in)
-        finished = datetime.now(UTC).isoformat(timespec="seconds")
-        n_orphans = sum(n for _, n in orphans)
-        summary.update(source=storage.redact(self.source), output=storage.redact(out), finished=finished,
-                       orphans=n_orphans, pruned_to=self.moved_to if n_orphans else "", image_format=self.image_format,
-                       sheets=len(sheets))
-        pages = sorted(sheets)
-        for kind, name in (("metrics", "metrics.jsonl"), ("errors", "errors.jsonl")):
-            parts = [part_path(out, self.run_id, kind, p) for p in pages]
-            storage.write_stream(storage.join(out, name), lambda parts=parts: self._concat(parts),
-                                 "application/x-ndjson")
-        orphan_parts = [storage.join(out, PARTS, self.run_id, f"orphans-{b}") for b, _ in sorted(orphans)]
-        storage.write_stream(storage.join(out, ORPHANS), lambda: self._concat(orphan_parts), "text/plain")
-        storage.write_atomic(storage.join(out, "report.html"),
-                             report.render_index(summary, stats, accounting["pages"], self.thumb_size), "text/html")
-        storage.write_atomic(storage.join(out, "summary.json"), json.dumps(summary, indent=1, sort_keys=True),
-                             "application/json")
-        for sub in (*OUTPUT_DIRS, "models", report.SOURCES, report.SHEETS):
-            storage.remove_stale_temps(storage.join(out, sub))
-        storage.remove_tree(storage.join(out, PARTS))  # this run's parts, and any a killed run left
-        LOG.info("run summary: %s", summary_line(summary))
-        if not summary["balanced"]:
-            raise AccountingError(f"accounting does not balance: {summary_line(summary)}; "
-                                  f"lines missing {summary['missing_lines'][:20]}, "
-                                  f"doubled {summary['doubled_lines'][:20]}")
-        yield summary
+        yield finish_run(self.output, self.source, self.run_id, self.thumb_size, self.image_format, self.moved_to,
+                         rows_in, accounting, stats, sheets, orphans)
 
-    @staticmethod
-    def _concat(parts: list[str]) -> Iterator[bytes]:
-        for part in parts:
-            with storage.open_read(part) as f:
-                while chunk := f.read(1 << 20):
-                    yield chunk
+
+def sub_run_path(output: str, run_id: str, kind: str, sub_run: int) -> str:
+    return storage.join(output, PARTS, run_id, f"sub-run-{sub_run:06d}.{kind}")
+
+
+class SaveSubRun(beam.DoFn):
+    """What a sub-run leaves for the final merge: its row count, its combiners' accumulators and its sheets
+    (one JSON file), and the outputs its rows claim (JSON Lines)."""
+
+    def __init__(self, output: str, run_id: str, sub_run: int):
+        self.output, self.run_id, self.sub_run = output, run_id, sub_run
+
+    def process(self, _: Any, rows_in: int, accounting: dict[str, Any], stats: dict[str, Any], sheets: list[int],
+                claimed: list[tuple[str, tuple[str, Any]]]) -> Iterator[str]:
+        lines = "".join(json.dumps([rid, kind, rel]) + "\n" for rid, (kind, rel) in claimed)
+        storage.write_atomic(sub_run_path(self.output, self.run_id, "claims.jsonl", self.sub_run), lines)
+        part = {"rows_in": rows_in, "accounting": accounting, "stats": stats, "sheets": sheets}
+        path = sub_run_path(self.output, self.run_id, "json", self.sub_run)
+        storage.write_atomic(path, json.dumps(part), "application/json")
+        yield path
+
+
+def merge_sub_runs(output: str, source: str, run_id: str, sub_runs: int, thumb_size: int, page_rows: int,
+                   worst: int, image_format: str, moved_to: str) -> dict[str, Any]:
+    """The run files of a run made of sub-runs (each left by :class:`SaveSubRun`): their accumulators merged,
+    the sheets' links made the whole run's, the orphans found; then :func:`finish_run`."""
+    acc_fn, stats_fn = Accounting(), RunStats(page_rows, worst)
+    acc, stats, rows_in, sheets = acc_fn.create_accumulator(), stats_fn.create_accumulator(), 0, []
+    for k in range(sub_runs):
+        part = json.loads(storage.read_bytes(sub_run_path(output, run_id, "json", k)))
+        rows_in += part["rows_in"]
+        sheets += part["sheets"]
+        acc = acc_fn.merge_accumulators([acc, Accounting.from_json(part["accounting"])])
+        stats = stats_fn.merge_accumulators([stats, RunStats.from_json(part["stats"])])
+    pages = sorted(sheets)
+    for page in pages:
+        path = storage.join(output, *report.sheet_rel(page).split("/"))
+        html = report.renav_sheet(storage.read_bytes(path).decode("utf-8"), page, pages)
+        storage.write_atomic(path, html, "text/html")
+    claim_parts = [sub_run_path(output, run_id, "claims.jsonl", k) for k in range(sub_runs)]
+    orphans = find_orphans(output, run_id, claim_parts, rows_in, moved_to)
+    return finish_run(output, source, run_id, thumb_size, image_format, moved_to, rows_in,
+                      acc_fn.extract_output(acc), stats_fn.extract_output(stats), pages, [("all", orphans)])
+
+
+def find_orphans(output: str, run_id: str, claim_parts: list[str], rows: int, moved_to: str,
+                 ids_per_bucket: int = 50_000) -> int:
+    """The files under OUT's per-pair folders that no claim names (as :func:`orphans_of` judges), moved aside
+    with ``moved_to`` and listed in the part ``orphans-all``; the claims and the listing go through local
+    bucket files by id, so memory holds one bucket, not the run."""
+    buckets = max(1, math.ceil(rows / ids_per_bucket))
+    found: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="nst-orphans-") as tmp:
+        names = [os.path.join(tmp, f"{b}.jsonl") for b in range(buckets)]
+        sinks = [open(n, "w", encoding="utf-8") for n in names]  # noqa: SIM115 - closed below, all together
+        try:
+            def put(rid: str, kind: str, rel: Any) -> None:
+                sinks[zlib.crc32(rid.encode("utf-8", "surrogatepass")) % buckets].write(json.dumps([rid, kind, rel])
+                                                                                       + "\n")
+            for part in claim_parts:
+                with storage.open_read(part) as f:
+                    for line in io.TextIOWrapper(f, encoding="utf-8"):
+                        put(*json.loads(line))
+            for rid, (kind, rel) in output_files(output):
+                put(rid, kind, rel)
+        finally:
+            for sink in sinks:
+                sink.close()
+        for name in names:
+            by_id: dict[str, list[tuple[str, Any]]] = {}
+            with open(name, encoding="utf-8") as f:
+                for line in f:
+                    rid, kind, rel = json.loads(line)
+                    by_id.setdefault(rid, []).append((kind, rel))
+            for item in by_id.items():
+                found.extend(orphans_of(item))
+    return write_orphans(output, run_id, "all", found, moved_to)
 
 
 class WriteRunFiles(beam.PTransform):
-    """Outcome records -> every run file under OUT (see the module's docstring); returns the summary."""
+    """Outcome records -> every run file under OUT (see the module's docstring); returns the summary.  With
+    ``sub_run`` (a local run's share of the lines) it leaves that share's parts for :func:`merge_sub_runs`
+    instead, and returns their path."""
 
     def __init__(self, output: str, source: str, run_id: str, rows_in: beam.PCollection, thumb_size: int,
-                 page_rows: int, worst: int, image_format: str, moved_to: str = ""):
+                 page_rows: int, worst: int, image_format: str, moved_to: str = "", sub_run: int | None = None):
         super().__init__()
         self.output, self.source, self.run_id, self.rows_in = output, source, run_id, rows_in
         self.thumb_size, self.page_rows, self.worst = thumb_size, page_rows, worst
-        self.image_format, self.moved_to = image_format, moved_to
+        self.image_format, self.moved_to, self.sub_run = image_format, moved_to, sub_run
 
     def expand(self, outcomes: beam.PCollection) -> beam.PCollection:
         out, run_id, rows = self.output, self.run_id, self.page_rows
+        part = self.sub_run is not None
         sheets = (outcomes | "KeyBySheet" >> beam.Map(lambda r: (page_of(r["line"], rows), r))
                   | "GroupBySheet" >> beam.GroupByKey())
         accounting = (sheets | "SheetStats" >> beam.Map(page_stats)
-                      | "Accounting" >> beam.CombineGlobally(Accounting()))
-        stats = outcomes | "RunStats" >> beam.CombineGlobally(RunStats(rows, self.worst))
+                      | "Accounting" >> beam.CombineGlobally(Unextracted(Accounting()) if part else Accounting()))
+        stats = outcomes | "RunStats" >> beam.CombineGlobally(Unextracted(RunStats(rows, self.worst)) if part
+                                                              else RunStats(rows, self.worst))
         written = sheets | "WriteSheets" >> beam.ParDo(WriteSheet(out, run_id, self.thumb_size),
                                                        accounting=beam.pvalue.AsSingleton(accounting))
         claimed = outcomes | "Claims" >> beam.FlatMap(claims)
+        if part:
+            return (outcomes.pipeline | "SubRunEnd" >> beam.Create([None])
+                    | "SaveSubRun" >> beam.ParDo(SaveSubRun(out, run_id, self.sub_run),
+                                                 rows_in=beam.pvalue.AsSingleton(self.rows_in),
+                                                 accounting=beam.pvalue.AsSingleton(accounting),
+                                                 stats=beam.pvalue.AsSingleton(stats),
+                                                 sheets=beam.pvalue.AsList(written),
+                                                 claimed=beam.pvalue.AsList(claimed)))
         present = (outcomes.pipeline | "OutputRoot" >> beam.Create([out])
                    | "ListOutputs" >> beam.FlatMap(output_files))
         orphans = ((claimed, present) | "ClaimsAndFiles" >> beam.Flatten() | "ById" >> beam.GroupByKey()
