@@ -51,10 +51,10 @@ def make_images(folder: Path, n: int, size: int) -> list[Path]:
     return paths
 
 
-def run_pipeline(manifest: Path, out: Path, size: int, log: Path, interval: float) -> dict:
+def run_pipeline(manifest: Path, out: Path, size: int, log: Path, interval: float, extra: list[str]) -> dict:
     cmd = [sys.executable, "-m", "pipeline.run", "--manifest", str(manifest), "--output", str(out), "--size",
            str(size), "--min_size", str(max(16, size // 2)), *FLAGS, "--progress_every", "30",
-           "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+           "--direct_running_mode=multi_processing", "--direct_num_workers=2", *extra]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     t0 = time.monotonic()
     with open(log, "w") as f:
@@ -126,7 +126,9 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--interval", type=float, default=0.5)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--local-run-rows", type=int, help="the pipeline's --local_run_rows (default: its own)")
     args = ap.parse_args()
+    extra = [] if args.local_run_rows is None else ["--local_run_rows", str(args.local_run_rows)]
     root = Path(tempfile.mkdtemp(prefix="nst-scale-"))
     try:
         imgs = make_images(root / "img", 8, args.size)
@@ -135,12 +137,12 @@ def main() -> int:
         seed_manifest.write_text("id,content,style,seed\n" + "".join(
             f"s{i:02d},{contents[i % 5]},{styles[i % 3]},{i}\n" for i in range(args.seed_pairs)))
         seed_out = root / "seed_out"
-        seed = run_pipeline(seed_manifest, seed_out, args.size, root / "seed.log", args.interval)
+        seed = run_pipeline(seed_manifest, seed_out, args.size, root / "seed.log", args.interval, extra)
         print(f"seed run: {args.seed_pairs} pairs, exit {seed['exit']}, {seed['wall_s']} s", flush=True)
         results = []
         for rows in args.rows:
             manifest, out, mix = build_mix(root, seed_out, rows, args.real, args.bad, args.size)
-            res = run_pipeline(manifest, out, args.size, root / f"run{rows}.log", args.interval)
+            res = run_pipeline(manifest, out, args.size, root / f"run{rows}.log", args.interval, extra)
             res["mix"] = mix
             results.append(res)
             s = res["summary"]

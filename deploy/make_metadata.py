@@ -46,7 +46,7 @@ PATH_PARAMS = {
 # Free-text pipeline flags with a shape Dataflow can check before it launches.
 TEXT_PATTERNS = {"accelerator": r"^type:[a-z0-9-]+;count:[1-9][0-9]*(;[a-z0-9_-]+)*$"}
 # Flags of a local run only: a plan is printed by the launcher, which on Dataflow nobody reads.
-LOCAL_ONLY = ("plan", "plan_file")
+LOCAL_ONLY = ("plan", "plan_file", "local_run_rows")
 _TYPE_REGEX = {int: r"^[0-9]+$", float: r"^[-+]?[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$"}
 
 

@@ -36,6 +36,9 @@ PIPELINE_FLAGS: dict[str, tuple[type, Any, str]] = {
                               "loss, highest style loss, slowest, retried"),
     "report_sheet_rows": (int, 200, "manifest lines per contact sheet (OUT/sheets/NNNN.html); the sheets "
                                     "together show every row"),
+    "local_run_rows": (int, 10000, "a local run (DirectRunner) of more manifest lines than this goes in sub-runs "
+                                   "of this many lines (rounded to whole contact sheets), then one merge, so its "
+                                   "memory does not grow with the manifest (optimize mode; 0: one run)"),
     "progress_every": (float, 10.0, "seconds between the launcher's progress lines (stylized n/total, failures, "
                                     "rate, ETA); 0: none"),
     "mode": (str, "optimize", "optimize: every pair by optimisation (Gatys); fast: a feed-forward network per "

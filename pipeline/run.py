@@ -7,6 +7,9 @@
 Graph: rows (manifest or cross product) -> Pair | RowError -> Reshuffle -> Stylize (skipped / stylized /
 error) -> run files, streamed (pipeline.runfiles: sharded by contact sheet, combined statistics, a final
 merge) + accounting check; a launcher thread prints progress every --progress_every seconds.
+A local run of more than --local_run_rows lines runs that graph once per share of the lines (sub-runs,
+one after another), each leaving its parts, then merges them (pipeline.runfiles.merge_sub_runs): Beam's
+local runner holds a run's every row in memory, a sub-run only its own.
 With --mode fast|auto the pairs are first grouped by
 style: a fast group (every single-style group in fast mode; in auto mode those with at least
 --fast_min_rows rows) -> StyleNetworks (one network per style: from --models, from OUT/models/ of an
@@ -22,6 +25,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import os
 import sys
 import traceback
@@ -31,8 +35,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.metrics.metric import MetricResults, MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions
-from apache_beam.runners.runner import PipelineResult
+from apache_beam.runners.runner import PipelineResult, PipelineState
 from apache_beam.utils.shared import Shared
 
 from nst_core import InputError, NSTError, StyleOptions, weights
@@ -40,7 +45,7 @@ from nst_core import options as engine_options
 from pipeline import manifest, plan, progress, storage
 from pipeline.fastmode import FastConfig, FastStylizeDoFn, StyleNetworkDoFn, key_by_style, route_groups
 from pipeline.options import NSTPipelineOptions, add_flags
-from pipeline.runfiles import WriteRunFiles, summary_line
+from pipeline.runfiles import WriteRunFiles, merge_sub_runs, summary_line
 from pipeline.transforms import (
     NS,
     CrossPairs,
@@ -108,6 +113,8 @@ def resolve_options(options: PipelineOptions) -> tuple[NSTPipelineOptions, Style
         raise UsageError("--thumbnail_size and --report_worst must be >= 0")
     if opts.report_sheet_rows is not None and not 1 <= opts.report_sheet_rows <= 10000:
         raise UsageError(f"--report_sheet_rows {opts.report_sheet_rows}: expected 1..10000 lines per sheet")
+    if opts.local_run_rows is not None and opts.local_run_rows < 0:
+        raise UsageError(f"--local_run_rows {opts.local_run_rows}: expected lines >= 0 (0: one run)")
     if opts.progress_every is not None and not opts.progress_every >= 0:
         raise UsageError(f"--progress_every {opts.progress_every}: expected seconds >= 0 (0: no progress lines)")
     try:
@@ -193,26 +200,27 @@ def new_run_id() -> str:
     return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"
 
 
-def build(p: beam.Pipeline, opts: NSTPipelineOptions, base: StyleOptions,
-          run_id: str | None = None) -> beam.PCollection:
+def build(p: beam.Pipeline, opts: NSTPipelineOptions, base: StyleOptions, run_id: str | None = None,
+          lines: tuple[int, int] | None = None, sub_run: int | None = None,
+          shared: Shared | None = None) -> beam.PCollection:
     """The graph; returns the PCollection holding the run summary.  ``run_id`` names the run's progress files
-    (none are written without one) and its temporary parts."""
+    (none are written without one) and its temporary parts.  With ``lines`` and ``sub_run`` it is one sub-run:
+    the rows on those lines, leaving its parts for :func:`pipeline.runfiles.merge_sub_runs`."""
     parts_id = run_id or new_run_id()
     every = opts.progress_every if opts.progress_every is not None else 10.0
     track = run_id if run_id and every > 0 else ""
+    source = source_of(opts)
     if opts.manifest:
-        source = opts.manifest
         rows = (p | "ManifestPath" >> beam.Create([opts.manifest])
-                | "ReadManifest" >> beam.ParDo(ReadManifest(base, opts.output, track)))
+                | "ReadManifest" >> beam.ParDo(ReadManifest(base, opts.output, track, lines)))
     else:
-        source = f"{', '.join(opts.contents)} x {', '.join(opts.styles)}"
         rows = (p | "Globs" >> beam.Create([(opts.contents, opts.styles, opts.masks)])
-                | "CrossProduct" >> beam.ParDo(CrossPairs(base, opts.output, track)))
+                | "CrossProduct" >> beam.ParDo(CrossPairs(base, opts.output, track, lines)))
     rows_in = rows | "CountRows" >> beam.combiners.Count.Globally()
     split = rows | "SplitRows" >> beam.FlatMap(split_rows).with_outputs("errors", main="pairs")
-    thumb = opts.thumbnail_size if opts.thumbnail_size is not None else 160
+    thumb = thumb_size(opts)
     fast_cfg = FastConfig.from_options(opts)
-    shared = Shared()  # one WorkerResources per worker process, for every stylizing step
+    shared = shared or Shared()  # one WorkerResources per worker process, for every stylizing step
 
     gpu_kw = {"require_gpu": bool(opts.require_gpu)}
 
@@ -242,11 +250,29 @@ def build(p: beam.Pipeline, opts: NSTPipelineOptions, base: StyleOptions,
         _ = (split.pairs | "SourcePaths" >> beam.FlatMap(source_paths)
              | "DistinctSources" >> beam.Distinct()
              | "SourceThumbnails" >> beam.ParDo(SourceThumbnail(opts.output, thumb)))
-    worst = opts.report_worst if opts.report_worst is not None else 24
-    sheet_rows = opts.report_sheet_rows or 200
-    moved_to = f"pruned/{parts_id.split('-')[0]}" if opts.prune else ""
-    return outcomes | "WriteRunFiles" >> WriteRunFiles(opts.output, source, parts_id, rows_in, thumb, sheet_rows,
-                                                       worst, base.image_format, moved_to)
+    return outcomes | "WriteRunFiles" >> WriteRunFiles(opts.output, source, parts_id, rows_in, thumb,
+                                                       sheet_rows(opts), report_worst(opts), base.image_format,
+                                                       moved_to(opts, parts_id), sub_run)
+
+
+def thumb_size(opts: NSTPipelineOptions) -> int:
+    return opts.thumbnail_size if opts.thumbnail_size is not None else 160
+
+
+def sheet_rows(opts: NSTPipelineOptions) -> int:
+    return opts.report_sheet_rows or 200
+
+
+def report_worst(opts: NSTPipelineOptions) -> int:
+    return opts.report_worst if opts.report_worst is not None else 24
+
+
+def moved_to(opts: NSTPipelineOptions, run_id: str) -> str:
+    return f"pruned/{run_id.split('-')[0]}" if opts.prune else ""
+
+
+def source_of(opts: NSTPipelineOptions) -> str:
+    return opts.manifest or f"{', '.join(opts.contents)} x {', '.join(opts.styles)}"
 
 
 def local_runner(options: PipelineOptions) -> str | None:
@@ -277,9 +303,11 @@ def run(argv: Sequence[str] | None = None, test_pipeline: beam.Pipeline | None =
 def execute(options: PipelineOptions, opts: NSTPipelineOptions, base: StyleOptions,
             test_pipeline: beam.Pipeline | None = None, wait: bool = True) -> PipelineResult:
     """Run the checked options' pipeline (to completion with ``wait``)."""
-    p = test_pipeline or beam.Pipeline(runner=local_runner(options), options=options)
     run_id = new_run_id()
-    build(p, opts, base, run_id)
+    sub_runs = sub_run_lines(options, opts) if test_pipeline is None and wait else []
+    if not sub_runs:
+        p = test_pipeline or beam.Pipeline(runner=local_runner(options), options=options)
+        build(p, opts, base, run_id)
     every = opts.progress_every if opts.progress_every is not None else 10.0
     watch = wait and every > 0 and not options.view_as(TestOptions).dry_run  # a dry run runs nothing to watch
     local = local_runner(options) is not None or test_pipeline is not None
@@ -287,6 +315,8 @@ def execute(options: PipelineOptions, opts: NSTPipelineOptions, base: StyleOptio
     # submitted (or a template staged: no job, nothing to watch)
     watcher = progress.ProgressWatcher(opts.output, run_id, every).start() if watch and local else None
     try:
+        if sub_runs:
+            return run_sub_runs(options, opts, base, run_id, sub_runs)
         result = p.run()
         if watch and watcher is None and getattr(result, "has_job", True) is not False:
             watcher = progress.ProgressWatcher(opts.output, run_id, every).start()
@@ -296,6 +326,73 @@ def execute(options: PipelineOptions, opts: NSTPipelineOptions, base: StyleOptio
         if watcher is not None:
             watcher.stop()
     return result
+
+
+def sub_run_lines(options: PipelineOptions, opts: NSTPipelineOptions) -> list[tuple[int, int]]:
+    """The manifest lines of each sub-run of a local run: the local runner holds every row of a run in its
+    memory, a sub-run only its own.  [] for one run: on other runners, in fast or auto mode (which group the
+    rows by style across the whole manifest), for a dry run, or when the rows fit in one sub-run."""
+    size = opts.local_run_rows if opts.local_run_rows is not None else 10000
+    if size <= 0 or local_runner(options) is None or options.view_as(TestOptions).dry_run:
+        return []
+    if FastConfig.from_options(opts).mode != "optimize":
+        return []
+    last, sheet = last_line_bound(opts), sheet_rows(opts)
+    if last <= size:
+        return []
+    share = math.ceil(math.ceil(last / math.ceil(last / size)) / sheet) * sheet  # even shares, whole sheets
+    return [(first, min(first + share - 1, last)) for first in range(1, last + 1, share)]
+
+
+def last_line_bound(opts: NSTPipelineOptions) -> int:
+    """A line number no row of the run is past: the manifest's line count, or cross mode's combinations plus
+    one error row per file."""
+    if opts.manifest:
+        return storage.read_bytes(opts.manifest).count(b"\n") + 1
+    n_contents, n_styles = (len({p for g in globs for p in storage.match(g)}) for globs in (opts.contents, opts.styles))
+    return n_contents * n_styles + n_contents + n_styles
+
+
+def run_sub_runs(options: PipelineOptions, opts: NSTPipelineOptions, base: StyleOptions, run_id: str,
+                 sub_runs: list[tuple[int, int]]) -> SubRunsResult:
+    """One local pipeline per line range, one after another, then the run files merged from their parts."""
+    results, shared = [], Shared()  # in-process workers keep their engine from one sub-run to the next
+    for k, lines in enumerate(sub_runs):
+        LOG.info("sub-run %d of %d: manifest lines %d-%d", k + 1, len(sub_runs), *lines)
+        p = beam.Pipeline(runner=local_runner(options), options=options)
+        build(p, opts, base, run_id, lines, k, shared)
+        result = p.run()
+        result.wait_until_finish()
+        results.append(result)
+    merge_sub_runs(opts.output, source_of(opts), run_id, len(sub_runs), thumb_size(opts), sheet_rows(opts),
+                   report_worst(opts), base.image_format, moved_to(opts, run_id))
+    return SubRunsResult(results)
+
+
+class SubRunsResult(PipelineResult):
+    """The finished sub-runs of one local run, as one result: their metrics together."""
+
+    def __init__(self, results: list[PipelineResult]):
+        super().__init__(PipelineState.DONE)
+        self.results = results
+
+    def wait_until_finish(self, duration: int | None = None) -> str:
+        return self.state
+
+    def metrics(self) -> MetricResults:
+        return _MergedMetrics(self.results)
+
+
+class _MergedMetrics(MetricResults):
+    def __init__(self, results: list[PipelineResult]):
+        self.results = results
+
+    def query(self, filter: MetricsFilter | None = None) -> dict[str, list[Any]]:
+        merged: dict[str, list[Any]] = {}
+        for result in self.results:
+            for kind, values in result.metrics().query(filter).items():
+                merged.setdefault(kind, []).extend(values)
+        return merged
 
 
 def counters(result: PipelineResult) -> dict[str, int]:
