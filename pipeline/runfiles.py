@@ -50,6 +50,7 @@ _LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": 
 _PATHISH = re.compile(r"(?:[a-z][a-z0-9+.-]*://|/|\.{1,2}/)[^\s,;:()'\"]+|[^\s,;:()'\"]+\.[A-Za-z]{2,5}\b")
 _NUMBER = re.compile(r"(?<![A-Za-z_])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 _QUOTED = re.compile(r"'[^']*'")
+_SHEET_NAME = re.compile(r"^[0-9]{4,}\.html$")  # sheets/NNNN.html, as report.sheet_rel names them
 
 
 class AccountingError(RuntimeError):
@@ -407,6 +408,7 @@ def finish_run(output: str, source: str, run_id: str, thumb_size: int, image_for
                          report.render_index(summary, stats, accounting["pages"], thumb_size), "text/html")
     storage.write_atomic(storage.join(out, "summary.json"), json.dumps(summary, indent=1, sort_keys=True),
                          "application/json")
+    remove_stale_sheets(out, pages)
     for sub in (*OUTPUT_DIRS, "models", report.SOURCES, report.SHEETS):
         storage.remove_stale_temps(storage.join(out, sub))
     storage.remove_tree(storage.join(out, PARTS))  # this run's parts, and any a killed run left
@@ -416,6 +418,14 @@ def finish_run(output: str, source: str, run_id: str, thumb_size: int, image_for
                               f"lines missing {summary['missing_lines'][:20]}, "
                               f"doubled {summary['doubled_lines'][:20]}")
     return summary
+
+
+def remove_stale_sheets(output: str, pages: list[int]) -> None:
+    """Delete the contact sheets an earlier, longer run left past this run's last page: they are run files."""
+    keep = {storage.basename(report.sheet_rel(p)) for p in pages}
+    folder = storage.join(output, report.SHEETS)
+    stale = [storage.join(folder, n) for n in storage.list_names(folder) if _SHEET_NAME.match(n) and n not in keep]
+    storage.remove(stale)
 
 
 def _concat(parts: list[str]) -> Iterator[bytes]:

@@ -287,6 +287,17 @@ def open_read(path: str) -> IO[bytes]:
 
 
 @retried
+@retried
+def remove(paths: list[str]) -> None:
+    """Delete files (local or gs://); no error for one already gone."""
+    for path in paths:
+        if is_local(path):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+        elif FileSystems.exists(path):
+            FileSystems.delete([path])
+
+
 def remove_tree(folder: str) -> None:
     """Delete a folder and everything under it (gs://: every object under the prefix); no error if absent."""
     if is_local(folder):

@@ -92,3 +92,32 @@ def test_missing_gs_manifest_fails_with_its_name(gcs):
 
     with pytest.raises(UsageError, match=f"gs://{BUCKET}/nope.csv: not found"):
         run(["--manifest", f"gs://{BUCKET}/nope.csv", "--output", f"gs://{BUCKET}/out"])
+
+
+def test_gs_sub_runs_merge_and_a_shorter_rerun_drops_stale_sheets(gcs, image_dir):
+    from pipeline.run import counters, run
+
+    for rel in ("content/c1.jpg", "content/c2.png", "style/s1.png"):
+        gcs.blob(f"in/{rel}").upload_from_filename(str(image_dir / rel))
+    rows = ["g1,content/c1.jpg,style/s1.png,", "g2,content/c2.png,style/s1.png,", "bad,content/nope.jpg,style/s1.png,",
+            "g3,content/c2.png,style/s1.png,1"]
+    gcs.blob("in/manifest.csv").upload_from_string("id,content,style,steps\n" + "\n".join(rows) + "\n")
+    argv = ["--output", f"gs://{BUCKET}/out", *FAST, "--report_sheet_rows", "2", "--local_run_rows", "2"]
+    result = run(["--manifest", f"gs://{BUCKET}/in/manifest.csv", *argv])
+    assert len(result.results) == 3  # lines 1-2, 3-4, 5-6
+    c = counters(result)
+    assert (c["pairs_stylized"], c["pairs_failed"]) == (3, 1)
+    names = {b.name for b in gcs.client.list_blobs(BUCKET, prefix="out/")}
+    assert {n for n in names if n.startswith("out/sheets/")} == {f"out/sheets/000{i}.html" for i in (1, 2, 3)}
+    assert not [n for n in names if "/_parts/" in n or "/progress/" in n]
+    summary = json.loads(gcs.blob("out/summary.json").download_as_bytes())
+    assert (summary["balanced"], summary["stylized"], summary["errors"], summary["sheets"]) == (True, 3, 1, 3)
+    done = [json.loads(x)["id"] for x in gcs.blob("out/metrics.jsonl").download_as_text().splitlines()]
+    assert done == ["g1", "g2", "g3"]
+
+    gcs.blob("in/short.csv").upload_from_string("id,content,style,steps\n" + rows[0] + "\n")
+    c = counters(run(["--manifest", f"gs://{BUCKET}/in/short.csv", *argv]))
+    assert c["pairs_skipped"] == 1
+    names = {b.name for b in gcs.client.list_blobs(BUCKET, prefix="out/")}
+    assert {n for n in names if n.startswith("out/sheets/")} == {"out/sheets/0001.html"}
+    assert json.loads(gcs.blob("out/summary.json").download_as_bytes())["orphans"] == 6  # g2, g3: 3 files each

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,17 @@ def test_sub_runs_with_two_worker_processes_report_progress_and_balance(tmp_path
     assert all(total in ("6", "?") for _, total, _ in lines)
     assert [r["id"] for r in read_jsonl(out / "metrics.jsonl")] == [f"r{i}" for i in range(6)]
     assert json.loads((out / "summary.json").read_text())["balanced"]
+
+
+def test_a_shorter_rerun_removes_the_sheets_past_its_last_page(runs, catalog, tmp_path):
+    one, _, _, _ = runs
+    out = tmp_path / "out"
+    shutil.copytree(one, out)
+    assert len(list((out / "sheets").glob("*.html"))) == 5
+    write_csv(catalog / "short.csv", ["id,content,style", "p1,content/c1.jpg,style/s1.png",
+                                      "p2,content/c2.png,style/s1.png"])
+    result = run(["--manifest", str(catalog / "short.csv"), "--output", str(out), *FAST, "--report_sheet_rows", "2"])
+    assert counters(result)["pairs_skipped"] == 2
+    assert sorted(p.name for p in (out / "sheets").iterdir()) == ["0001.html", "0002.html"]  # lines 1-2, 3
+    anchors, sheets, broken = report_reach(out)
+    assert {"p1", "p2"} <= anchors and len(sheets) == 2 and not broken
