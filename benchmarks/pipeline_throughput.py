@@ -5,7 +5,8 @@ pipeline's overhead against calling the engine in a plain loop on the same pairs
     PYTHONPATH=. .venv/bin/python benchmarks/pipeline_throughput.py --size 256 --steps 40 --coarse-steps 20
     PYTHONPATH=. .venv/bin/python benchmarks/pipeline_throughput.py --size 256 --ab 2   # paired A/B, 1 worker
 
-``--ab N`` alternates the plain loop and the 1-worker pipeline N times (loop, pipeline, loop, pipeline, ...)
+``--ab N`` runs N rounds of the plain loop and the 1-worker pipeline, in alternating order (loop then pipeline,
+then pipeline then loop, ...)
 so both sides see the same load on a shared machine, and prints each pair's ratio and their median.
 
 Each mode writes to a fresh folder under benchmarks/out/ (nothing is skipped).  All timings start after
@@ -129,8 +130,12 @@ def paired(manifest: Path, args: argparse.Namespace) -> int:
 
     rounds = []
     for r in range(args.ab):
-        loop = plain_loop(manifest, args)
-        secs, c = pipeline_run(manifest, args, 1)
+        if r % 2 == 0:  # the order alternates, so neither side always runs first
+            loop = plain_loop(manifest, args)
+            secs, c = pipeline_run(manifest, args, 1)
+        else:
+            secs, c = pipeline_run(manifest, args, 1)
+            loop = plain_loop(manifest, args)
         rounds.append({"loop": round(loop, 1), "pipeline": round(secs, 1), "overhead": round(secs / loop - 1, 4),
                        "stylized": c["pairs_stylized"], "model_loads": c["model_loads"]})
         print(f"round {r + 1}: loop {loop:7.1f} s  pipeline 1 worker {secs:7.1f} s  "
