@@ -59,11 +59,11 @@ class StyleOptions:
     fields say how the image is written (they are run-wide, and not part of :meth:`stable_hash`)."""
 
     size: int = _spec(512, "longest side of the output image in pixels", lo=16, hi=4096)
-    steps: int = _spec(15, "optimizer steps at the final (full-size) scale", lo=0, hi=100000)
+    steps: int = _spec(18, "optimizer steps at the final (full-size) scale", lo=0, hi=100000)
     coarse_steps: int = _spec(15, "optimizer steps of a 128px coarse scale; a coarse scale of another size "
                               "gets coarse_steps * (128 / side) ** coarse_steps_power, so small, cheap scales "
-                              "get more (with the defaults: 32px 43, 64px 26, 256px 9)", lo=0, hi=100000)
-    coarse_steps_power: float = _spec(0.75, "how fast a coarse scale's steps grow as its side halves: "
+                              "get more (with the defaults: 32px 30, 64px 22, 256px 11)", lo=0, hi=100000)
+    coarse_steps_power: float = _spec(0.5, "how fast a coarse scale's steps grow as its side halves: "
                                       "coarse_steps * (128 / side) ** power (0: the same at every scale; 1: "
                                       "in inverse proportion to the side)", lo=0.0, hi=4.0)
     num_scales: int = _spec(4, "scales of the coarse-to-fine schedule, each twice the side of the one "

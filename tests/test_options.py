@@ -63,9 +63,9 @@ def test_schedule_gives_coarse_scales_steps_by_their_side_and_ends_with_steps():
         (64, 60), (128, 30), (256, 15)]
     assert StyleOptions(size=300, num_scales=3, coarse_steps=30, coarse_steps_power=1).schedule()[:2] == [
         (75, 52), (150, 26)]
-    # The defaults: 1.68x (2 ** 0.75) the steps at each halving, the same at every size.
-    assert StyleOptions(size=512).schedule() == [(64, 26), (128, 15), (256, 9), (512, 15)]
-    assert StyleOptions(size=256).schedule() == [(32, 43), (64, 26), (128, 15), (256, 15)]
+    # The defaults: 1.41x (2 ** 0.5) the steps at each halving, the same at every size.
+    assert StyleOptions(size=512).schedule() == [(64, 22), (128, 15), (256, 11), (512, 18)]
+    assert StyleOptions(size=256).schedule() == [(32, 30), (64, 22), (128, 15), (256, 18)]
     assert StyleOptions(size=256, coarse_steps_power=0).schedule()[:3] == [(32, 15), (64, 15), (128, 15)]
 
 
@@ -126,10 +126,10 @@ def test_options_added_later_leave_earlier_outputs_done():
     from nst_core.options import HASHED_IF_SET
 
     # the defaults before issue 20's schedule, spelled out (coarse_steps_power did not exist: power 1)
-    old = StyleOptions(num_scales=3, coarse_steps=30, min_size=64, coarse_steps_power=1)
+    old = StyleOptions(num_scales=3, coarse_steps=30, min_size=64, coarse_steps_power=1, steps=15)
     assert old.stable_hash() == "90dab2a526d23c5dc72c43dec4047d568553d1bcc7ce9e47f162b69c52d88e77", \
         f"a new per-pair option changed every fingerprint; add it to {HASHED_IF_SET}"
-    assert old.replace(coarse_steps_power=0.75).stable_hash() != old.stable_hash()
+    assert old.replace(coarse_steps_power=0.5).stable_hash() != old.stable_hash()
     assert StyleOptions().stable_hash() != old.stable_hash()  # the new schedule is a new output
     assert StyleOptions(mask_feather=0).stable_hash() != StyleOptions().stable_hash()
     assert StyleOptions(background="black").stable_hash() != StyleOptions().stable_hash()
