@@ -287,7 +287,6 @@ def open_read(path: str) -> IO[bytes]:
 
 
 @retried
-@retried
 def remove(paths: list[str]) -> None:
     """Delete files (local or gs://); no error for one already gone."""
     for path in paths:
@@ -298,6 +297,7 @@ def remove(paths: list[str]) -> None:
             FileSystems.delete([path])
 
 
+@retried
 def remove_tree(folder: str) -> None:
     """Delete a folder and everything under it (gs://: every object under the prefix); no error if absent."""
     if is_local(folder):
