@@ -39,7 +39,8 @@ def test_two_worker_processes_load_the_model_once_each_offline(tmp_path, image_d
     monkeypatch.setenv("NST_NET_AUDIT", str(audit))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(NETAUDIT), str(ROOT), os.environ.get("PYTHONPATH", "")]))
     sitecustomize.install(str(audit))
-    code = main(["--manifest", str(manifest(root, 6)), "--output", str(out), *FAST,
+    # 40 steps a pair: long enough that a 0.5 s progress tick lands while pairs are being stylized
+    code = main(["--manifest", str(manifest(root, 6)), "--output", str(out), *FAST, "--steps", "40",
                  "--direct_running_mode=multi_processing", "--direct_num_workers=2", "--progress_every", "0.5"])
     assert code == 0
     captured = capsys.readouterr()
