@@ -114,7 +114,7 @@ def conv_relu(x: tf.Tensor, kernel: tf.Tensor, kernel_t: tf.Tensor, bias: tf.Ten
         y = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "SAME"), bias))
 
         def grad(dy):
-            dz = tf.where(y > 0, dy, tf.zeros_like(dy))
+            dz = tf.raw_ops.ReluGrad(gradients=dy, features=y)  # one pass, where a compare + select took two
             if kernel.shape[2] <= 4 and kernel.dtype == tf.float32:  # the first layer (faster in float32)
                 return tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=kernel, out_backprop=dz,
                                                       strides=[1, 1, 1, 1], padding="SAME")
@@ -125,9 +125,17 @@ def conv_relu(x: tf.Tensor, kernel: tf.Tensor, kernel_t: tf.Tensor, bias: tf.Ten
     return f(x)
 
 
-@tf.custom_gradient
 def max_pool(x: tf.Tensor) -> tf.Tensor:
-    """2x2 SAME max pooling with a window-compare gradient (faster than MaxPoolGrad on CPU:
+    """2x2 SAME max pooling; in bfloat16 TensorFlow's own (oneDNN's MaxPoolGrad was 2x faster than the window
+    compare on AMX, benchmarks/RESULTS.md, Quality per second: the 512 px step), else :func:`window_max_pool`."""
+    if x.dtype == tf.bfloat16:
+        return tf.nn.max_pool2d(x, 2, 2, "SAME")
+    return window_max_pool(x)
+
+
+@tf.custom_gradient
+def window_max_pool(x: tf.Tensor) -> tf.Tensor:
+    """2x2 SAME max pooling with a window-compare gradient (faster than MaxPoolGrad in float32 on CPU:
     ``benchmarks/vgg_ops.py``).  Each window's gradient goes to one position, its first maximum in
     row-major order, as MaxPoolGrad does: in bfloat16 and float16 neighbours often round to equal
     values.  In float32 ties only occur between zeros of a relu output, whose own gradient is zero,

@@ -59,3 +59,38 @@ def test_tv_loss_of_a_one_pixel_high_image_is_finite_and_horizontal_only():
     assert float(tv) == pytest.approx(1.0)  # both horizontal pairs differ by the full range
     assert np.isfinite(tape.gradient(tv, row).numpy()).all()
     assert float(losses.tv_loss(tf.zeros([1, 1, 1, 3]))) == 0.0
+
+
+def _plain_tv(image):
+    x = image / 255.0
+    dy, dx = x[:, 1:] - x[:, :-1], x[:, :, 1:] - x[:, :, :-1]
+    mean = lambda t: tf.reduce_mean(t) if t.shape.num_elements() else 0.0  # noqa: E731
+    return mean(tf.square(dy)) + mean(tf.square(dx))
+
+
+@pytest.mark.parametrize("hw", [(9, 11), (2, 2), (1, 5), (6, 1)])
+def test_tv_loss_gradient_matches_autodiff_of_plain_ops(hw):
+    x = tf.constant(np.random.default_rng(sum(hw)).uniform(0, 255, (1, *hw, 3)).astype(np.float32))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours, plain = 3.0 * losses.tv_loss(x), 3.0 * _plain_tv(x)  # an upstream factor reaches the gradient
+    np.testing.assert_allclose(float(ours), float(plain), rtol=1e-6)
+    np.testing.assert_allclose(tape.gradient(ours, x).numpy(), tape.gradient(plain, x).numpy(), rtol=1e-5, atol=1e-9)
+
+
+def test_bfloat16_gram_and_its_gradient_match_float32():
+    rng = np.random.default_rng(5)
+    f = tf.constant(np.abs(rng.standard_normal((1, 16, 12, 8))).astype(np.float32))
+    f16 = tf.cast(f, tf.bfloat16)
+    target = tf.constant(np_gram(rng.standard_normal((10, 8)).astype(np.float32)), tf.float32)
+    f32 = tf.cast(f16, tf.float32)  # the same rounded values, so only the Gram's own rounding differs
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([f16, f32])
+        g_low, g_ref = losses.gram(f16), losses.gram(f32)
+        l_low, l_ref = (losses.style_layer_loss(g, target) for g in (g_low, g_ref))
+    assert g_low.dtype == tf.float32
+    np.testing.assert_allclose(g_low.numpy(), g_ref.numpy(), rtol=1e-2, atol=1e-3)
+    d_low = tf.cast(tape.gradient(l_low, f16), tf.float32).numpy()
+    d_ref = tape.gradient(l_ref, f32).numpy()
+    assert np.abs(d_low - d_ref).max() <= 0.02 * np.abs(d_ref).max()
+    assert np.corrcoef(d_low.ravel(), d_ref.ravel())[0, 1] > 0.999
