@@ -137,8 +137,8 @@ def max_pool(x: tf.Tensor) -> tf.Tensor:
 def window_max_pool(x: tf.Tensor) -> tf.Tensor:
     """2x2 SAME max pooling with a window-compare gradient (faster than MaxPoolGrad in float32 on CPU:
     ``benchmarks/vgg_ops.py``).  Each window's gradient goes to one position, its first maximum in
-    row-major order, as MaxPoolGrad does: in bfloat16 and float16 neighbours often round to equal
-    values.  In float32 ties only occur between zeros of a relu output, whose own gradient is zero,
+    row-major order, as MaxPoolGrad does: in float16 (bfloat16 takes MaxPoolGrad) neighbours often round to
+    equal values.  In float32 ties only occur between zeros of a relu output, whose own gradient is zero,
     so there every tied position gets it (one compare, no tie-break)."""
     y = tf.nn.max_pool2d(x, 2, 2, "SAME")
 

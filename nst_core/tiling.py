@@ -171,7 +171,7 @@ def lbfgs_memory(hw: tuple[int, int], look_size: int) -> tuple[int, type]:
     """(curvature pairs, dtype) of one scale's L-BFGS: set by the scale's size, never by the budget or
     tiling, so the same options give the same picture on any machine.  float32 at every size: float64 cost
     32 ms a step at 512 px for the same distances (benchmarks/RESULTS.md, Quality per second: the 512 px step)."""
-    return (LBFGS_HISTORY_LARGE, np.float32) if max(hw) > look_size else (LBFGS_HISTORY, np.float32)
+    return (LBFGS_HISTORY_LARGE if max(hw) > look_size else LBFGS_HISTORY), np.float32
 
 
 def state_bytes(hw: tuple[int, int], content_layer: str, look_size: int = 512) -> int:
