@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         bar(entry)
 
     try:
-        stylizer = Stylizer(opts)
+        stylizer = Stylizer(opts, one_pair=True)
         snapshots.precision = stylizer.precision
         result = stylizer.stylize(args.content, styles, opts, progress=on_step, content_name=args.content,
                                   style_names=args.style, mask=args.mask, mask_name=args.mask)

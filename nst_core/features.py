@@ -84,7 +84,9 @@ class VGGFeatures:
         self.kernels_t = {name: tf.constant(np.ascontiguousarray(np.transpose(k, (0, 1, 3, 2))[::-1, ::-1]),
                                             self.dtype) for name, (k, _) in weights.items()}
 
-    def __call__(self, rgb: tf.Tensor, layers: tuple[str, ...]) -> dict[str, tf.Tensor]:
+    def __call__(self, rgb: tf.Tensor, layers: tuple[str, ...], constant_kernels: bool = False) -> dict[str, tf.Tensor]:
+        """``constant_kernels``: while tracing, put the kernels in the graph as constants (oneDNN reorders a kernel
+        passed in on every call and keeps a constant's reordered copy: benchmarks/RESULTS.md, Quality per second)."""
         last = max(VGG_LAYERS.index(name) for name in layers)
         x = tf.reverse(tf.cast(rgb, tf.float32), axis=[-1]) - BGR_MEANS
         x = tf.cast(x, self.dtype)
@@ -95,7 +97,10 @@ class VGGFeatures:
                 block = name.split("_")[0]
                 # SAME: odd sides keep their last row, 1px sides work
                 x = max_pool(x) if self.pooling == "max" else tf.nn.avg_pool2d(x, 2, 2, "SAME")
-            x = conv_relu(x, self.kernels[name], self.kernels_t[name], self.biases[name])
+            k, k_t = self.kernels[name], self.kernels_t[name]
+            if constant_kernels and not tf.executing_eagerly():
+                k, k_t = tf.constant(k.numpy()), tf.constant(k_t.numpy())
+            x = conv_relu(x, k, k_t, self.biases[name])
             if name in layers:
                 out[name] = x
         return out

@@ -130,6 +130,13 @@ class StyleOptions:
                            choices=("auto", "float32", "bfloat16", "float16"), scope="engine")
     weights: str = _spec("auto", "VGG19 weights: auto (cache, $NST_WEIGHTS), imagenet (Keras download) "
                          "or a path to a .npz/.h5/codebook file", scope="engine")
+    kernels: str = _spec("auto", "where a traced step holds VGG19's kernels: constant (in the graph, so oneDNN "
+                         "keeps its reordered copy: coarse steps 2-3x faster, but each loss function's first "
+                         "call takes a few seconds more and the process ~1.2 GB more), argument (passed in), or auto "
+                         "(argument, then constant for a loss function that has run 100 steps in a Stylizer "
+                         "serving many pairs on a CPU, such as a pipeline worker's; argument in nst-stylize, "
+                         "for one pair, and on a GPU)",
+                         choices=("auto", "constant", "argument"), scope="engine")
 
     image_format: str = _spec("png", "format of the output images: png (lossless, about 6 MB at 2048 px), jpeg "
                               "or webp (a tenth of that at the default quality); alpha is kept in png and webp",

@@ -14,6 +14,7 @@ import json
 import platform
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from nst_core.weights import Weights, load_weights
 # Style Gram targets kept per Stylizer: ~2.4 MB per style and size with the default layers, so ~50 of them;
 # small beside a GPU's memory even with several worker processes on it under MPS.
 GRAM_CACHE_BYTES = 128 * 1024 * 1024
+CONSTANT_KERNELS_AFTER = 100  # steps of one loss function before kernels='auto' makes them constants (~3 s to repay)
 BACK_PROJECTIONS = 2  # rounds onto the look after each detail scale (benchmarks/RESULTS.md, High resolution)
 ProgressFn = Callable[[dict, np.ndarray], None]
 
@@ -134,10 +136,15 @@ class Stylizer:
     (fast mode scores with them); ``stylize()`` is not thread-safe: serialize it."""
 
     def __init__(self, options: StyleOptions | None = None, weights: Weights | None = None, *,
-                 gram_cache_bytes: int = GRAM_CACHE_BYTES):
+                 gram_cache_bytes: int = GRAM_CACHE_BYTES, one_pair: bool = False):
         self.options = options or StyleOptions()
-        configure_devices()
+        gpus = configure_devices()
         self.precision = resolve_precision(self.options.precision)
+        # graph-constant kernels repay their slower first call only over many steps, and were measured on CPU only
+        auto = "argument" if one_pair or gpus else "auto"
+        self.kernels = auto if self.options.kernels == "auto" else self.options.kernels
+        self._steps_run: Counter[tuple] = Counter()  # optimizer steps per loss function, for kernels='auto'
+        self._steps_before: Counter[tuple] = Counter()  # ... before this pair: a pair never switches midway
         self._weights = weights if weights is not None else load_weights(self.options.weights)
         self._features: LoadOnce[VGGFeatures] = LoadOnce()
         self._loss_fns: dict[tuple, Any] = {}
@@ -162,7 +169,8 @@ class Stylizer:
         Returns ``(total, content, style, tv, grad)``, or without ``grad`` when ``grad=False``
         (used once per pair to report the final losses on the configured layers; not traced).
         """
-        key = (opts.content_layer, opts.style_layers, opts.pooling, precision, grad, masked)
+        constant = grad and self._constant_kernels(self._fn_key(opts, precision, masked))
+        key = (*self._fn_key(opts, precision, masked), grad, constant)
         if key in self._loss_fns:
             return self._loss_fns[key]
         feats = self.features(opts.pooling, precision)
@@ -180,7 +188,7 @@ class Stylizer:
             signature.append(tuple(tf.TensorSpec([1, None, None, 1], tf.float32) for _ in layers))
 
         def parts(x, content_target, style_targets, layer_weights, weights, region=None):
-            acts = feats(x, layers)
+            acts = feats(x, layers, constant)
             if region is None:
                 c = losses.content_loss(acts[content_layer], content_target)
                 grams = [losses.gram(acts[name]) for name in style_layers]
@@ -207,6 +215,16 @@ class Stylizer:
         fn = loss_and_grad if grad else parts
         self._loss_fns[key] = fn
         return fn
+
+    @staticmethod
+    def _fn_key(opts: StyleOptions, precision: str, masked: bool) -> tuple:
+        return opts.content_layer, opts.style_layers, opts.pooling, precision, masked
+
+    def _constant_kernels(self, fn_key: tuple) -> bool:
+        """Whether a loss function traced now holds the kernels as graph constants: with kernels='auto', once the
+        function has run enough steps to repay its slower first call (benchmarks/RESULTS.md, Quality per second)."""
+        ran = self._steps_before[fn_key]
+        return self.kernels == "constant" or (self.kernels == "auto" and ran >= CONSTANT_KERNELS_AFTER)
 
     def _trace_ahead(self, option_sets: list[StyleOptions], precision: str, masked: bool = False) -> None:
         """Trace the loss functions this pair will need in a background thread.
@@ -329,6 +347,7 @@ class Stylizer:
         refine = opts.refine_options()
         stage_opts = {"full": opts, "refine": refine or opts, "detail": refine or opts}
         budget = tiling.budget_bytes(opts.memory_budget)
+        self._steps_before = self._steps_run.copy()
         # A size the budget can never serve is rejected before any work (the pipeline makes it the row's error).
         self._plan(stage_opts[stages[-1][2]], precision, final_hw, budget, name)
         self._trace_ahead([opts] + ([refine] if refine is not None else []), precision, masked=region is not None)
@@ -425,7 +444,7 @@ class Stylizer:
         """The planner's estimate of the peak RSS of one scale (runtime included), in bytes."""
         deepest = max((*o.style_layers, o.content_layer), key=VGG_LAYERS.index)
         return tiling.peak_bytes(hw, tiles, deepest, o.content_layer, self.features(o.pooling, precision).dtype.size,
-                                 look_size=o.look_size)
+                                 look_size=o.look_size, constant_kernels=self.kernels != "argument")
 
     def _tiled(self, o: StyleOptions, precision: str, with_content: bool = True,
                masked: bool = False) -> tiling.TiledVGG:
@@ -450,9 +469,11 @@ class Stylizer:
             loss_fn, c_target, s_targets, lw, wts = self._problem(o, precision, c_img, styles, blend_w, hw,
                                                                   masked=levels is not None)
             extra = [_region_args(o, levels)] if levels is not None else []
+            fn_key = self._fn_key(o, precision, levels is not None)
 
             def objective(arr: np.ndarray):
                 total, c, s, tv, g = loss_fn(tf.constant(arr[None]), c_target, s_targets, lw, wts, *extra)
+                self._steps_run[fn_key] += 1
                 p = {"content": float(c), "style": float(s), "tv": float(tv), "total": float(total)}
                 return p["total"], p, _zero(g.numpy()[0], frozen)
 
@@ -573,4 +594,4 @@ def stylize(content: images.ImageLike, style: images.ImageLike | Sequence[images
     """
     progress = options.pop("progress", None)
     opts = StyleOptions.from_dict(options)
-    return Stylizer(opts).stylize(content, style, opts, progress=progress)
+    return Stylizer(opts, one_pair=True).stylize(content, style, opts, progress=progress)

@@ -31,6 +31,7 @@ MB = 1 << 20
 UNTILED_PASS_CAP = 1024 * MB  # a scale whose whole pass fits this (up to ~700x700 px) is not tiled
 TILE_PASS_CAP = 512 * MB  # one tile pass: larger tiles save little halo work and cost RAM at 4096 px
 RUNTIME_BYTES = 900 * MB  # TensorFlow, the weights, Python (idle engine ~0.8 GB): on top of the budget, not in it
+CONSTANT_KERNELS_BYTES = 1200 * MB  # the optimised graphs' copies of constant kernels (RSS 2.5 GB against 1.3)
 CHANNELS = {"block1": 64, "block2": 128, "block3": 256, "block4": 512, "block5": 512}
 MIN_CORE = 64  # smallest tile core side planned: below it the halo dominates
 
@@ -162,7 +163,7 @@ def budget_bytes(memory_budget_mb: int) -> int:
     return memory_budget_mb * MB if memory_budget_mb > 0 else int(0.4 * available_bytes())
 
 
-LBFGS_HISTORY = 10  # curvature pairs of a scale up to the look size, float64
+LBFGS_HISTORY = 10  # curvature pairs of a scale up to the look size
 LBFGS_HISTORY_LARGE = 3  # of a scale above it, float32: each pair is two image-sized arrays (400 MB at 4096x4096)
 IMAGE_COPIES = 8  # float32 image-sized arrays besides the history at a step: x, start, best, trial, gradients, s, y
 
@@ -185,10 +186,11 @@ def state_bytes(hw: tuple[int, int], content_layer: str, look_size: int = 512) -
 
 
 def peak_bytes(hw: tuple[int, int], tiles: list[Tile], deepest: str, content_layer: str, dtype_bytes: int = 4,
-               backward: bool = True, look_size: int = 512) -> int:
+               backward: bool = True, look_size: int = 512, constant_kernels: bool = False) -> int:
     """The planner's estimate of the process's peak RSS at one scale: runtime, state and the largest tile pass."""
     passes = max(pass_bytes((t.oy1 - t.oy0, t.ox1 - t.ox0), deepest, dtype_bytes, backward) for t in tiles)
-    return RUNTIME_BYTES + state_bytes(hw, content_layer, look_size) + passes
+    runtime = RUNTIME_BYTES + (CONSTANT_KERNELS_BYTES if constant_kernels else 0)
+    return runtime + state_bytes(hw, content_layer, look_size) + passes
 
 
 def over_budget(name: str, hw: tuple[int, int], need: int, budget: int, mode: str = "") -> InputError:

@@ -154,6 +154,6 @@ class WorkerResources:
 
 def acquire(shared: Shared, engine_options: StyleOptions, require_gpu: bool = False) -> WorkerResources:
     """This process's WorkerResources for these engine options (one per process and run)."""
-    tag = json.dumps({**{k: v for k, v in engine_options.to_dict().items() if k in ("precision", "weights")},
+    tag = json.dumps({**{k: v for k, v in engine_options.to_dict().items() if k in ("precision", "weights", "kernels")},
                       "require_gpu": require_gpu}, sort_keys=True)
     return shared.acquire(lambda: WorkerResources(engine_options, require_gpu=require_gpu), tag=tag)
