@@ -10,6 +10,7 @@ With ``--save DIR`` each image goes to DIR/<i>.npy, so two runs' pixels can be c
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,11 +22,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from machine import cpu_id  # noqa: E402
 from pairs import PAIRS  # noqa: E402
-
-
-def rss_mb() -> int:
-    with open("/proc/self/status") as f:
-        return int(f.read().split("VmRSS:")[1].split()[0]) // 1024
+from soak import status_kb  # noqa: E402
 
 
 def compare(a: Path, b: Path) -> int:
@@ -62,7 +59,7 @@ def main() -> int:
         if args.save:
             args.save.mkdir(parents=True, exist_ok=True)
             np.save(args.save / f"{i}.npy", result.image)
-        print(f"{i:3d} {name:20s} {seconds:6.2f} s  rss {rss_mb():5d} MB", flush=True)
+        print(f"{i:3d} {name:20s} {seconds:6.2f} s  rss {status_kb(os.getpid())['VmRSS'] // 1024:5d} MB", flush=True)
     print(f"total {total:.1f} s for {args.pairs} pairs")
     return 0
 

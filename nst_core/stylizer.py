@@ -169,8 +169,9 @@ class Stylizer:
         Returns ``(total, content, style, tv, grad)``, or without ``grad`` when ``grad=False``
         (used once per pair to report the final losses on the configured layers; not traced).
         """
-        constant = grad and self._constant_kernels(self._fn_key(opts, precision, masked))
-        key = (*self._fn_key(opts, precision, masked), grad, constant)
+        fn_key = self._fn_key(opts, precision, masked)
+        constant = grad and self._constant_kernels(fn_key)
+        key = (*fn_key, grad, constant)
         if key in self._loss_fns:
             return self._loss_fns[key]
         feats = self.features(opts.pooling, precision)
