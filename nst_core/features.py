@@ -77,12 +77,23 @@ class VGGFeatures:
         self.precision = precision
         self.dtype = DTYPES[precision]
         self.pooling = pooling
-        self.kernels = {name: tf.constant(k, self.dtype) for name, (k, _) in weights.items()}
-        self.biases = {name: tf.constant(b, self.dtype) for name, (_, b) in weights.items()}
-        # The input gradient of a stride-1 SAME 3x3 conv is a forward conv of the output gradient
-        # with the kernel rotated 180 degrees and its channels swapped.
-        self.kernels_t = {name: tf.constant(np.ascontiguousarray(np.transpose(k, (0, 1, 3, 2))[::-1, ::-1]),
-                                            self.dtype) for name, (k, _) in weights.items()}
+        self._weights = weights
+        self._params: dict[str, tuple[tf.Tensor, tf.Tensor, tf.Tensor]] = {}
+        self._params_lock = threading.Lock()
+
+    def params(self, name: str) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Layer ``name``'s kernel, its input-gradient kernel and bias in the compute dtype, made on first use
+        (a stack that stops at conv5_1 never converts the three layers below it)."""
+        with self._params_lock:
+            if name not in self._params:
+                k, b = self._weights[name]
+                with tf.init_scope():  # eager tensors even when first asked for while tracing
+                    # The input gradient of a stride-1 SAME 3x3 conv is a forward conv of the output gradient
+                    # with the kernel rotated 180 degrees and its channels swapped.
+                    k_t = np.ascontiguousarray(np.transpose(k, (0, 1, 3, 2))[::-1, ::-1])
+                    self._params[name] = (tf.constant(k, self.dtype), tf.constant(k_t, self.dtype),
+                                          tf.constant(b, self.dtype))
+            return self._params[name]
 
     def __call__(self, rgb: tf.Tensor, layers: tuple[str, ...], constant_kernels: bool = False) -> dict[str, tf.Tensor]:
         """``constant_kernels``: while tracing, put the kernels in the graph as constants (oneDNN reorders a kernel
@@ -97,10 +108,10 @@ class VGGFeatures:
                 block = name.split("_")[0]
                 # SAME: odd sides keep their last row, 1px sides work
                 x = max_pool(x) if self.pooling == "max" else tf.nn.avg_pool2d(x, 2, 2, "SAME")
-            k, k_t = self.kernels[name], self.kernels_t[name]
+            k, k_t, b = self.params(name)
             if constant_kernels and not tf.executing_eagerly():
                 k, k_t = tf.constant(k.numpy()), tf.constant(k_t.numpy())
-            x = conv_relu(x, k, k_t, self.biases[name])
+            x = conv_relu(x, k, k_t, b)
             if name in layers:
                 out[name] = x
         return out

@@ -219,7 +219,9 @@ def save_npz(weights: Weights, path: Path) -> None:
 def read_npz(path: Path) -> Weights:
     try:
         with np.load(path, allow_pickle=False) as z:
-            return {layer: (z[f"{layer}/kernel"].astype(np.float32), z[f"{layer}/bias"].astype(np.float32))
+            # copy=False: the cache holds float32 already, and a copy of 80 MB costs 0.2-0.4 s of start-up
+            return {layer: (z[f"{layer}/kernel"].astype(np.float32, copy=False),
+                            z[f"{layer}/bias"].astype(np.float32, copy=False))
                     for layer in CONV_LAYERS}
     except (OSError, KeyError, ValueError) as e:
         raise WeightsError(f"{path}: not a converted VGG19 weights cache ({e})") from e

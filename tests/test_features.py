@@ -98,3 +98,21 @@ def test_vgg_input_gradient_matches_autodiff_of_plain_ops():
     v, g = grad_of(ours, x, np.float32(1.0))
     np.testing.assert_allclose(v, v_ref, rtol=1e-5)
     np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-4 * np.abs(g_ref).max())
+
+
+def test_layers_are_converted_on_first_use_as_eager_tensors_even_while_tracing():
+    """A stack stopping at block2_conv1 converts only the layers it runs, first asked for inside a trace, and
+    the tensors it keeps are eager (constant_kernels reads them with .numpy()), serving eager calls after."""
+    rng = np.random.default_rng(3)
+    weights, cin = {}, 3
+    for name in VGG_LAYERS[: VGG_LAYERS.index("block3_conv1") + 1]:
+        cout = {"block1": 4, "block2": 6, "block3": 5}[name.split("_")[0]]
+        weights[name] = (rng.standard_normal((3, 3, cin, cout)).astype(np.float32) * 0.3,
+                         rng.standard_normal(cout).astype(np.float32) * 0.1)
+        cin = cout
+    vgg = features.VGGFeatures(weights)
+    x = tf.constant(rng.uniform(0, 255, (1, 9, 7, 3)).astype(np.float32))
+    traced = tf.function(lambda t: vgg(t, ("block2_conv1",), constant_kernels=True)["block2_conv1"])(x)
+    assert sorted(vgg._params) == ["block1_conv1", "block1_conv2", "block2_conv1"]
+    assert all(t.numpy() is not None for p in vgg._params.values() for t in p)  # eager, not graph tensors
+    np.testing.assert_allclose(vgg(x, ("block2_conv1",))["block2_conv1"].numpy(), traced.numpy(), rtol=1e-5)
