@@ -219,7 +219,7 @@ def save_npz(weights: Weights, path: Path) -> None:
 def read_npz(path: Path) -> Weights:
     try:
         with np.load(path, allow_pickle=False) as z:
-            # copy=False: the cache holds float32 already, and a copy of 80 MB costs 0.2-0.4 s of start-up
+            # copy=False: the cache holds float32 already, and copying 80 MB is start-up time (RESULTS.md)
             return {layer: (z[f"{layer}/kernel"].astype(np.float32, copy=False),
                             z[f"{layer}/bias"].astype(np.float32, copy=False))
                     for layer in CONV_LAYERS}
