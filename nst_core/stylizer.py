@@ -33,7 +33,7 @@ from nst_core.weights import Weights, load_weights
 # Style Gram targets kept per Stylizer: ~2.4 MB per style and size with the default layers, so ~50 of them;
 # small beside a GPU's memory even with several worker processes on it under MPS.
 GRAM_CACHE_BYTES = 128 * 1024 * 1024
-CONSTANT_KERNELS_AFTER = 100  # steps of one loss function before kernels='auto' makes them constants (~3 s to repay)
+CONSTANT_KERNELS_AFTER = 100  # steps of a loss function before kernels='auto' holds its kernels as constants
 BACK_PROJECTIONS = 2  # rounds onto the look after each detail scale (benchmarks/RESULTS.md, High resolution)
 ProgressFn = Callable[[dict, np.ndarray], None]
 

@@ -62,17 +62,22 @@ def test_max_pool_gradient_goes_to_one_of_tied_maxima_in_low_precision(dtype):
     np.testing.assert_array_equal(np.asarray(g, np.float32)[0, :, :, 0], [[0, 1, 0], [0, 0, 1]])
 
 
+def small_weights(rng: np.random.Generator, widths: dict[str, int]) -> dict:
+    """Random VGG weights up to block3_conv1, ``widths`` channels per block (a stack small enough to check)."""
+    weights, cin = {}, 3
+    for name in VGG_LAYERS[: VGG_LAYERS.index("block3_conv1") + 1]:
+        cout = widths[name.split("_")[0]]
+        weights[name] = (rng.standard_normal((3, 3, cin, cout)).astype(np.float32) * 0.3,
+                         rng.standard_normal(cout).astype(np.float32) * 0.1)
+        cin = cout
+    return weights
+
+
 def test_vgg_input_gradient_matches_autodiff_of_plain_ops():
     """The whole stack (Caffe preprocessing, convs, max pools, odd sides) against plain tf.nn ops."""
     rng = np.random.default_rng(7)
     layers = ("block1_conv1", "block2_conv1", "block3_conv1")
-    weights = {}
-    cin = 3
-    for name in VGG_LAYERS[: VGG_LAYERS.index("block3_conv1") + 1]:
-        cout = {"block1": 6, "block2": 8, "block3": 5}[name.split("_")[0]]
-        weights[name] = (rng.standard_normal((3, 3, cin, cout)).astype(np.float32) * 0.3,
-                         rng.standard_normal(cout).astype(np.float32) * 0.1)
-        cin = cout
+    weights = small_weights(rng, {"block1": 6, "block2": 8, "block3": 5})
     vgg = features.VGGFeatures(weights)
     x = rng.uniform(0, 255, (1, 13, 10, 3)).astype(np.float32)
 
@@ -104,12 +109,7 @@ def test_layers_are_converted_on_first_use_as_eager_tensors_even_while_tracing()
     """A stack stopping at block2_conv1 converts only the layers it runs, first asked for inside a trace, and
     the tensors it keeps are eager (constant_kernels reads them with .numpy()), serving eager calls after."""
     rng = np.random.default_rng(3)
-    weights, cin = {}, 3
-    for name in VGG_LAYERS[: VGG_LAYERS.index("block3_conv1") + 1]:
-        cout = {"block1": 4, "block2": 6, "block3": 5}[name.split("_")[0]]
-        weights[name] = (rng.standard_normal((3, 3, cin, cout)).astype(np.float32) * 0.3,
-                         rng.standard_normal(cout).astype(np.float32) * 0.1)
-        cin = cout
+    weights = small_weights(rng, {"block1": 4, "block2": 6, "block3": 5})
     vgg = features.VGGFeatures(weights)
     x = tf.constant(rng.uniform(0, 255, (1, 9, 7, 3)).astype(np.float32))
     traced = tf.function(lambda t: vgg(t, ("block2_conv1",), constant_kernels=True)["block2_conv1"])(x)
