@@ -13,11 +13,16 @@ stderr as it came.  If the import fails, everything captured is written out and 
 ``TF_CPP_MIN_LOG_LEVEL`` is set to 1 (no INFO lines) when the user has not set it; a user who sets
 it to 0 asked for every log line and gets them unfiltered.  The dropped lines stay readable in
 :func:`suppressed` (e.g. to explain why no GPU was found).
+
+The import runs with the cyclic garbage collector paused, and the objects it leaves are then frozen
+(``gc.freeze``): they live as long as the process, so every later full collection, the one at exit
+included, would only walk them again (benchmarks/RESULTS.md, Quality per second: start-up).
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import re
 import sys
@@ -79,10 +84,25 @@ def _fd2_captured() -> Iterator[list[str]]:
             lines.extend(tmp.read().decode("utf-8", "replace").splitlines())
 
 
-def _load_tensorflow() -> ModuleType:
-    import tensorflow as tf
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for the block, then as it was (a caller's gc.disable() stands)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
-    tf.config.list_physical_devices()  # the CUDA probe ("failed call to cuInit") logs here, once
+
+def _load_tensorflow() -> ModuleType:
+    with _gc_paused():  # the import makes ~270k long-lived objects: full collections in it only cost time
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # the CUDA probe ("failed call to cuInit") logs here, once
+    # Keep those objects out of every later full collection, the one at interpreter exit included.
+    gc.freeze()
     return tf
 
 

@@ -70,3 +70,22 @@ def test_quiet_run_prints_nothing(tmp_path, level):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == "" and proc.stdout == ""
     assert (tmp_path / "o.png").is_file()
+
+
+@pytest.mark.parametrize("disabled_before", [False, True])
+def test_import_freezes_tensorflow_objects_and_leaves_the_collector_as_it_was(disabled_before):
+    code = ("import gc, sys\n"
+            f"{'gc.disable()' if disabled_before else ''}\n"
+            "seen = []\n"
+            "gc.callbacks.append(lambda phase, info: phase == 'start' and seen.append(info['generation']))\n"
+            "from nst_core.tfimport import import_tensorflow\n"
+            "before = len(seen)\n"
+            "import_tensorflow()\n"
+            "print(gc.isenabled(), gc.get_freeze_count(), seen[before:].count(2))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    enabled, frozen, full_collections = proc.stdout.split()
+    assert enabled == str(not disabled_before)
+    assert int(frozen) > 100_000  # TensorFlow's modules, functions and op definitions
+    assert int(full_collections) == 0  # none ran while TensorFlow imported
