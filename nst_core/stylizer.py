@@ -16,6 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,7 @@ class Stylizer:
         self._weights = weights if weights is not None else load_weights(self.options.weights)
         self._features: LoadOnce[VGGFeatures] = LoadOnce()
         self._loss_fns: dict[tuple, Any] = {}
+        self._ahead: ThreadPoolExecutor | None = None  # the next scale's targets, made during this scale's steps
         self.style_cache: LoadOnce[tuple[tf.Tensor, ...]] = LoadOnce(max_bytes=gram_cache_bytes, size=_grams_nbytes)
 
     @property
@@ -355,6 +357,12 @@ class Stylizer:
         curvature: optimize.Curvature = []
         prev_stage = ""
         look = np.zeros((1, 1, 3), np.float32)  # the look_size result, which the detail scales keep
+        eval_hw = images.fit_size(content.shape[:2], min(opts.size, opts.look_size))
+        # What the objective of each later scale needs, and the final evaluation: (options, size, tiles).
+        later = [(stage_opts[stage], images.fit_size(content.shape[:2], longest), None)
+                 for longest, steps, stage in stages if steps > 0]
+        later.append((opts, eval_hw, self._plan(opts, precision, eval_hw, budget, name, backward=False)))
+        ahead: Future | None = None
         for idx, (longest, steps, stage) in enumerate(stages):
             o = stage_opts[stage]
             hw = images.fit_size(content.shape[:2], longest)
@@ -381,18 +389,25 @@ class Stylizer:
                 else:
                     look = x
                 continue
-            objective = self._objective(o, precision, c_img, styles, blend_w, hw, tiles, weight)
+            objective = self._objective(o, precision, c_img, styles, blend_w, hw, tiles, weight,
+                                        targets=ahead if len(tiles) == 1 else None)
+            later.pop(0)
+            ahead = None
             held = c_img if keep is not None else None
             del c_img  # the objective holds its features; one image less during the steps
 
             planned_mb = self._peak(o, precision, hw, tiles) // tiling.MB
+            first_step = len(trace) + 1
 
             def on_step(p: dict, arr: np.ndarray, _scale=idx, _hw=hw, _stage=stage, _tiles=len(tiles),
-                        _mb=planned_mb) -> None:
+                        _mb=planned_mb, _first=first_step) -> None:
+                nonlocal ahead
                 entry = {"step": len(trace) + 1, "scale": _scale, "height": _hw[0], "width": _hw[1],
                          "stage": _stage, "tiles": _tiles, "planned_mb": _mb,
                          "seconds": round(time.perf_counter() - t_start, 4), **p}
                 trace.append(entry)
+                if ahead is None and entry["step"] == _first:  # not sooner: the first step's tracing wants the GIL
+                    ahead = self._targets_ahead(later[0], precision, work_content, styles, blend_w, budget, name)
                 if progress is not None:
                     progress(entry, arr)
 
@@ -413,13 +428,13 @@ class Stylizer:
             x = images.resize(x if x is not None else work_content, final_hw)
         # Final losses always on the configured layers (a shallow refine optimised a subset); above
         # look_size on the output resized to the look size, where the look is set and the losses compare.
-        eval_hw = images.fit_size(content.shape[:2], min(opts.size, opts.look_size))
         c_img = images.resize(work_content, eval_hw)
         x_eval = images.resize(x, eval_hw)
-        tiles = self._plan(opts, precision, eval_hw, budget, name, backward=False)
+        tiles = later[-1][2]
         levels = _levels(region.weight_at(eval_hw)) if region is not None else None
         if len(tiles) == 1:
-            loss_fn, c_target, s_targets, lw, wts = self._problem(opts, precision, c_img, styles, blend_w, eval_hw)
+            loss_fn, c_target, s_targets, lw, wts = self._problem(opts, precision, c_img, styles, blend_w, eval_hw,
+                                                                  targets=ahead)
             extra = [_region_args(opts, levels)] if levels is not None else []
             total, c, s, tv = self._loss_only(opts, precision, levels is not None)(
                 tf.constant(x_eval[None]), c_target, s_targets, lw, wts, *extra)
@@ -458,7 +473,7 @@ class Stylizer:
 
     def _objective(self, o: StyleOptions, precision: str, c_img: np.ndarray, styles: list[np.ndarray],
                    blend_w: np.ndarray, hw: tuple[int, int], tiles: list[tiling.Tile],
-                   weight: np.ndarray | None = None) -> optimize.Objective:
+                   weight: np.ndarray | None = None, targets: Future | None = None) -> optimize.Objective:
         """``f(x) -> (total, parts, grad)`` at one scale: one traced call untiled, two tile passes when tiled.
 
         With a region ``weight`` (HxW, 0..1) the losses count each position by it, and the gradient is
@@ -468,7 +483,7 @@ class Stylizer:
         frozen = weight == 0 if weight is not None and not weight.all() else None
         if len(tiles) == 1:
             loss_fn, c_target, s_targets, lw, wts = self._problem(o, precision, c_img, styles, blend_w, hw,
-                                                                  masked=levels is not None)
+                                                                  masked=levels is not None, targets=targets)
             extra = [_region_args(o, levels)] if levels is not None else []
             fn_key = self._fn_key(o, precision, levels is not None)
 
@@ -503,13 +518,32 @@ class Stylizer:
                      for i in range(len(opts.style_layers)))
 
     def _problem(self, opts: StyleOptions, precision: str, c_img: np.ndarray, styles: list[np.ndarray],
-                 blend_w: np.ndarray, hw: tuple[int, int], masked: bool = False):
+                 blend_w: np.ndarray, hw: tuple[int, int], masked: bool = False, targets: Future | None = None):
         """Loss function and its constant inputs (content target, blended Gram targets, weights); ``masked``:
-        the function takes the region's weights (:func:`_region_args`) as one more argument."""
-        c_target = self._content_target(opts, precision, c_img)
-        s_targets = self._blended_targets(opts, precision, styles, blend_w, hw)
+        the function takes the region's weights (:func:`_region_args`) as one more argument; ``targets``: the
+        two targets, already being made (:meth:`_targets_ahead`)."""
+        c_target, s_targets = targets.result() if targets is not None else self._targets(
+            opts, precision, c_img, styles, blend_w, hw)
         lw, wts = self._loss_weights(opts)
         return self._loss_fn(opts, precision, masked=masked), c_target, s_targets, tf.constant(lw), tf.constant(wts)
+
+    def _targets(self, opts: StyleOptions, precision: str, c_img: np.ndarray, styles: list[np.ndarray],
+                 blend_w: np.ndarray, hw: tuple[int, int]) -> tuple[tf.Tensor, tuple[tf.Tensor, ...]]:
+        return (self._content_target(opts, precision, c_img),
+                self._blended_targets(opts, precision, styles, blend_w, hw))
+
+    def _targets_ahead(self, job: tuple[StyleOptions, tuple[int, int], list[tiling.Tile] | None], precision: str,
+                       content: np.ndarray, styles: list[np.ndarray], blend_w: np.ndarray, budget: int,
+                       name: str) -> Future | None:
+        """Start making the content and Gram targets of the next objective (a later scale, or the final
+        evaluation) in a background thread, to overlap with this scale's steps: the coarse steps leave the
+        cores part idle (benchmarks/RESULTS.md, Quality per second).  None where that objective is tiled."""
+        o, hw, tiles = job
+        if len(tiles if tiles is not None else self._plan(o, precision, hw, budget, name)) != 1:
+            return None
+        if self._ahead is None:
+            self._ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nst-targets")
+        return self._ahead.submit(lambda: self._targets(o, precision, images.resize(content, hw), styles, blend_w, hw))
 
     @staticmethod
     def _init(opts: StyleOptions, content: np.ndarray, style: np.ndarray, init_arr: np.ndarray | None,
