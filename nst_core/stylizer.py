@@ -407,7 +407,8 @@ class Stylizer:
                          "seconds": round(time.perf_counter() - t_start, 4), **p}
                 trace.append(entry)
                 if ahead is None and entry["step"] == _first:  # not sooner: the first step's tracing wants the GIL
-                    ahead = self._targets_ahead(later[0], precision, work_content, styles, blend_w, budget, name)
+                    ahead = self._targets_ahead(later[0], precision, work_content, styles, blend_w, budget, name,
+                                                room=budget - _mb * tiling.MB)
                 if progress is not None:
                     progress(entry, arr)
 
@@ -534,12 +535,17 @@ class Stylizer:
 
     def _targets_ahead(self, job: tuple[StyleOptions, tuple[int, int], list[tiling.Tile] | None], precision: str,
                        content: np.ndarray, styles: list[np.ndarray], blend_w: np.ndarray, budget: int,
-                       name: str) -> Future | None:
+                       name: str, room: int) -> Future | None:
         """Start making the content and Gram targets of the next objective (a later scale, or the final
         evaluation) in a background thread, to overlap with this scale's steps: the coarse steps leave the
-        cores part idle (benchmarks/RESULTS.md, Quality per second).  None where that objective is tiled."""
+        cores part idle (benchmarks/RESULTS.md, Quality per second).  None where that objective is tiled, or
+        where its forward passes would not fit in ``room`` (the budget less this scale's planned peak)."""
         o, hw, tiles = job
         if len(tiles if tiles is not None else self._plan(o, precision, hw, budget, name)) != 1:
+            return None
+        deepest = max((*o.style_layers, o.content_layer), key=VGG_LAYERS.index)
+        dtype_bytes = self.features(o.pooling, precision).dtype.size
+        if tiling.pass_bytes(hw, deepest, dtype_bytes, backward=False) * max(1.0, o.style_scale) > room:
             return None
         if self._ahead is None:
             self._ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nst-targets")

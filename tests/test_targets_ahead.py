@@ -29,7 +29,7 @@ def run(pair, monkeypatch, ahead: bool):
 
     monkeypatch.setattr(st, "_targets", recording)
     if not ahead:
-        monkeypatch.setattr(st, "_targets_ahead", lambda *args: None)
+        monkeypatch.setattr(st, "_targets_ahead", lambda *args, **kwargs: None)
     return st.stylize(*pair, OPTS), threads
 
 
@@ -60,3 +60,13 @@ def test_a_failure_while_making_targets_ahead_is_the_pairs_error(pair, monkeypat
         st.stylize(*pair, OPTS)
     monkeypatch.setattr(st, "_targets", made)
     assert st.stylize(*pair, OPTS).image.shape == (48, 64, 3)  # the Stylizer still serves
+
+
+def test_targets_are_made_ahead_only_where_their_passes_fit_beside_the_current_scale(pair):
+    st = Stylizer(OPTS)
+    job = (OPTS, (48, 64), None)
+    args = (st.precision, pair[0], [pair[1]], np.array([1.0]), 1 << 40, "content")
+    assert st._targets_ahead(job, *args, room=0) is None  # made in line, after this scale's steps
+    made = st._targets_ahead(job, *args, room=1 << 40)
+    c_target, s_targets = made.result()
+    assert c_target.shape[1:3] == (6, 8) and len(s_targets) == len(OPTS.style_layers)
