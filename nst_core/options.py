@@ -92,7 +92,7 @@ class StyleOptions:
                                    "that the coarser scale could not hold (the content minus its "
                                    "downsampled copy) to the upsampled image; 0: plain upsampling",
                                    lo=0.0, hi=1.0)
-    refine_content_weight: float = _spec(0.25, "content weight at a shallow final scale (block3_conv1 "
+    refine_content_weight: float = _spec(0.22, "content weight at a shallow final scale (block3_conv1 "
                                          "features are larger than block4_conv2's, so less is needed)",
                                          lo=0.0, hi=1e6)
     optimizer: str = _spec("lbfgs", "optimizer", choices=("lbfgs", "adam"))

@@ -126,7 +126,8 @@ def test_options_added_later_leave_earlier_outputs_done():
     from nst_core.options import HASHED_IF_SET
 
     # the defaults before issue 20's schedule, spelled out (coarse_steps_power did not exist: power 1)
-    old = StyleOptions(num_scales=3, coarse_steps=30, min_size=64, coarse_steps_power=1, steps=15)
+    old = StyleOptions(num_scales=3, coarse_steps=30, min_size=64, coarse_steps_power=1, steps=15,
+                       refine_content_weight=0.25)
     assert old.stable_hash() == "90dab2a526d23c5dc72c43dec4047d568553d1bcc7ce9e47f162b69c52d88e77", \
         f"a new per-pair option changed every fingerprint; add it to {HASHED_IF_SET}"
     assert old.replace(coarse_steps_power=0.5).stable_hash() != old.stable_hash()
