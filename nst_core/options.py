@@ -30,6 +30,7 @@ VGG_LAYERS: tuple[str, ...] = (
 )
 REFINE_LAYER = "block3_conv1"  # deepest layer of a shallow final scale
 COARSE_REFERENCE_SIDE = 128  # coarse_steps are the steps of a coarse scale of this longest side
+REFINE_REFERENCE_SIDE = 256  # a shallow final scale larger than this gets refine_steps_per_doubling more
 INIT_KINDS = ("content", "noise", "style")  # the starts that are not an image path
 DEFAULT_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 
@@ -59,7 +60,11 @@ class StyleOptions:
     fields say how the image is written (they are run-wide, and not part of :meth:`stable_hash`)."""
 
     size: int = _spec(512, "longest side of the output image in pixels", lo=16, hi=4096)
-    steps: int = _spec(18, "optimizer steps at the final (full-size) scale", lo=0, hi=100000)
+    steps: int = _spec(18, "optimizer steps at the final (full-size) scale; a shallow final scale larger "
+                       "than 256px gets refine_steps_per_doubling more", lo=0, hi=100000)
+    refine_steps_per_doubling: float = _spec(4.0, "extra steps of a shallow final scale for each doubling of "
+                                             "its side above 256px (with the defaults: 512px 22, 384px 20), "
+                                             "as a larger one has more detail to restore", lo=0.0, hi=1000.0)
     coarse_steps: int = _spec(15, "optimizer steps of a 128px coarse scale; a coarse scale of another size "
                               "gets coarse_steps * (128 / side) ** coarse_steps_power, so small, cheap scales "
                               "get more (with the defaults: 32px 30, 64px 22, 256px 11)", lo=0, hi=100000)
@@ -261,13 +266,18 @@ class StyleOptions:
         n_look = len(sizes) - sum(1 for s in sizes if s > self.look_size)
         look = sizes[:n_look]
         out = [(s, self.coarse_steps_at(s), "full") for s in look[:-1]]
-        out.append((look[-1], self.steps, "refine" if self.refine_options() is not None else "full"))
+        stage = "refine" if self.refine_options() is not None else "full"
+        out.append((look[-1], self.refine_steps_at(look[-1]) if stage == "refine" else self.steps, stage))
         return [*out, *((s, self.detail_steps, "detail") for s in sizes[n_look:])]
 
     def coarse_steps_at(self, side: int) -> int:
         """Steps of a coarse (full-depth) scale of longest side ``side``."""
         # the epsilon keeps a whole product that pow() rounds up (60.000000001) from gaining a step
         return math.ceil(self.coarse_steps * (COARSE_REFERENCE_SIDE / side) ** self.coarse_steps_power - 1e-9)
+
+    def refine_steps_at(self, side: int) -> int:
+        """Steps of a shallow final scale of longest side ``side``."""
+        return self.steps + round(self.refine_steps_per_doubling * math.log2(max(1.0, side / REFINE_REFERENCE_SIDE)))
 
     def refine_options(self) -> StyleOptions | None:
         """Options of a shallow final scale, or None when the final scale uses every layer."""
@@ -317,9 +327,10 @@ def _coerce(name: str, typ: Any, raw: Any) -> Any:
 
 FIELDS = dataclasses.fields(StyleOptions)
 HASHED_IF_SET = ("mask_feather", "mask_output", "background",  # added after catalogs had outputs (issue 18)
-                 "coarse_steps_power")  # issue 20
+                 "coarse_steps_power", "refine_steps_per_doubling")  # issue 20
 # The value each had before it existed: only other values enter the hash, so older outputs are still found done.
-_BEFORE_IT_EXISTED = {"mask_feather": 1.5, "mask_output": "blend", "background": "white", "coarse_steps_power": 1.0}
+_BEFORE_IT_EXISTED = {"mask_feather": 1.5, "mask_output": "blend", "background": "white", "coarse_steps_power": 1.0,
+                      "refine_steps_per_doubling": 0.0}
 FIELD_SCOPES = {f.name: f.metadata["scope"] for f in FIELDS}
 PAIR_FIELDS = tuple(f.name for f in FIELDS if f.metadata["scope"] == "pair")
 

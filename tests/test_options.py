@@ -53,10 +53,11 @@ def test_scales_double_up_to_size():
 
 
 def test_schedule_gives_coarse_scales_steps_by_their_side_and_ends_with_steps():
-    assert StyleOptions(size=512, num_scales=3, coarse_steps=40, steps=20, coarse_steps_power=1).schedule() == [
+    assert StyleOptions(size=512, num_scales=3, coarse_steps=40, steps=20, coarse_steps_power=1,
+                        refine_steps_per_doubling=0).schedule() == [
         (128, 40), (256, 20), (512, 20)]
     assert StyleOptions(size=1024, num_scales=4, coarse_steps=25, steps=7, look_size=1024,
-                        coarse_steps_power=1).schedule() == [
+                        coarse_steps_power=1, refine_steps_per_doubling=0).schedule() == [
         (128, 25), (256, 13), (512, 7), (1024, 7)]
     # A 256px output's 64px scale is cheap: with power 1 it gets twice a 128px scale's steps.
     assert StyleOptions(size=256, num_scales=3, coarse_steps=30, steps=15, coarse_steps_power=1).schedule() == [
@@ -64,9 +65,18 @@ def test_schedule_gives_coarse_scales_steps_by_their_side_and_ends_with_steps():
     assert StyleOptions(size=300, num_scales=3, coarse_steps=30, coarse_steps_power=1).schedule()[:2] == [
         (75, 52), (150, 26)]
     # The defaults: 1.41x (2 ** 0.5) the steps at each halving, the same at every size.
-    assert StyleOptions(size=512).schedule() == [(64, 22), (128, 15), (256, 11), (512, 18)]
     assert StyleOptions(size=256).schedule() == [(32, 30), (64, 22), (128, 15), (256, 18)]
     assert StyleOptions(size=256, coarse_steps_power=0).schedule()[:3] == [(32, 15), (64, 15), (128, 15)]
+
+
+def test_a_shallow_final_scale_above_256px_gets_more_steps_per_doubling():
+    assert StyleOptions(size=512).schedule() == [(64, 22), (128, 15), (256, 11), (512, 22)]
+    assert StyleOptions(size=384).schedule()[-1] == (384, 20)
+    assert StyleOptions(size=128).schedule()[-1] == (128, 18)  # never fewer than steps
+    assert StyleOptions(size=512, refine_steps_per_doubling=0).schedule()[-1] == (512, 18)
+    assert StyleOptions(size=512, refine="full").schedule()[-1] == (512, 18)  # a full-depth final scale: steps
+    # above look_size the look is the 512px output's, refine included; detail scales keep detail_steps
+    assert StyleOptions(size=2048).stages()[3:] == [(512, 22, "refine"), (1024, 6, "detail"), (2048, 6, "detail")]
 
 
 def test_shallow_refine_keeps_shallow_layers_and_their_weights():
@@ -127,10 +137,11 @@ def test_options_added_later_leave_earlier_outputs_done():
 
     # the defaults before issue 20's schedule, spelled out (coarse_steps_power did not exist: power 1)
     old = StyleOptions(num_scales=3, coarse_steps=30, min_size=64, coarse_steps_power=1, steps=15,
-                       refine_content_weight=0.25)
+                       refine_content_weight=0.25, refine_steps_per_doubling=0)
     assert old.stable_hash() == "90dab2a526d23c5dc72c43dec4047d568553d1bcc7ce9e47f162b69c52d88e77", \
         f"a new per-pair option changed every fingerprint; add it to {HASHED_IF_SET}"
     assert old.replace(coarse_steps_power=0.5).stable_hash() != old.stable_hash()
+    assert old.replace(refine_steps_per_doubling=4).stable_hash() != old.stable_hash()
     assert StyleOptions().stable_hash() != old.stable_hash()  # the new schedule is a new output
     assert StyleOptions(mask_feather=0).stable_hash() != StyleOptions().stable_hash()
     assert StyleOptions(background="black").stable_hash() != StyleOptions().stable_hash()
