@@ -32,7 +32,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("variants", nargs="*", default=[""], help='option overrides, "k=v;k=v" ("" = defaults)')
     ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--pair", action="append", help="default: the 7 pairs of the quality set")
+    ap.add_argument("--pair", action="append", help="default: the pairs of the quality set (pairs.QUALITY_SET)")
     ap.add_argument("--save", type=Path, help="folder for the output images")
     args = ap.parse_args()
 
