@@ -31,6 +31,7 @@ VGG_LAYERS: tuple[str, ...] = (
 REFINE_LAYER = "block3_conv1"  # deepest layer of a shallow final scale
 COARSE_REFERENCE_SIDE = 128  # coarse_steps are the steps of a coarse scale of this longest side
 REFINE_REFERENCE_SIDE = 256  # a shallow final scale larger than this gets refine_steps_per_doubling more
+REFINE_CONTENT_SIDE = 512  # a shallow final scale smaller than this gets less content weight
 INIT_KINDS = ("content", "noise", "style")  # the starts that are not an image path
 DEFAULT_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 
@@ -97,9 +98,13 @@ class StyleOptions:
                                    "that the coarser scale could not hold (the content minus its "
                                    "downsampled copy) to the upsampled image; 0: plain upsampling",
                                    lo=0.0, hi=1.0)
-    refine_content_weight: float = _spec(0.22, "content weight at a shallow final scale (block3_conv1 "
-                                         "features are larger than block4_conv2's, so less is needed)",
-                                         lo=0.0, hi=1e6)
+    refine_content_weight: float = _spec(0.22, "content weight at a shallow final scale of 512px or more "
+                                         "(block3_conv1 features are larger than block4_conv2's, so less is "
+                                         "needed)", lo=0.0, hi=1e6)
+    refine_content_power: float = _spec(1.0, "a smaller shallow final scale gets refine_content_weight * "
+                                        "(side / 512) ** power (with the defaults: 256px 0.11), as there the "
+                                        "content is kept more easily than the style; 0: the same at every "
+                                        "side", lo=0.0, hi=4.0)
     optimizer: str = _spec("lbfgs", "optimizer", choices=("lbfgs", "adam"))
     learning_rate: float = _spec(4.0, "Adam step size in pixel units (0..255 scale)", lo=1e-4, hi=255.0)
     init: str = _spec("content", "start image: content, noise, style, or a path to an image",
@@ -288,8 +293,13 @@ class StyleOptions:
         if not keep or len(keep) == len(self.style_layers):
             return None
         weights = tuple(self.style_layer_weights[i] for i in keep) if self.style_layer_weights else ()
+        side = min(self.size, self.look_size)  # the shallow final scale's; the detail scales share its weights
         return self.replace(style_layers=tuple(self.style_layers[i] for i in keep), style_layer_weights=weights,
-                            content_layer=REFINE_LAYER, content_weight=self.refine_content_weight)
+                            content_layer=REFINE_LAYER, content_weight=self.refine_content_weight_at(side))
+
+    def refine_content_weight_at(self, side: int) -> float:
+        """Content weight of a shallow final scale of longest side ``side``."""
+        return self.refine_content_weight * min(1.0, side / REFINE_CONTENT_SIDE) ** self.refine_content_power
 
 
 def _coerce(name: str, typ: Any, raw: Any) -> Any:
@@ -327,10 +337,10 @@ def _coerce(name: str, typ: Any, raw: Any) -> Any:
 
 FIELDS = dataclasses.fields(StyleOptions)
 HASHED_IF_SET = ("mask_feather", "mask_output", "background",  # added after catalogs had outputs (issue 18)
-                 "coarse_steps_power", "refine_steps_per_doubling")  # issue 20
+                 "coarse_steps_power", "refine_steps_per_doubling", "refine_content_power")  # issue 20
 # The value each had before it existed: only other values enter the hash, so older outputs are still found done.
 _BEFORE_IT_EXISTED = {"mask_feather": 1.5, "mask_output": "blend", "background": "white", "coarse_steps_power": 1.0,
-                      "refine_steps_per_doubling": 0.0}
+                      "refine_steps_per_doubling": 0.0, "refine_content_power": 0.0}
 FIELD_SCOPES = {f.name: f.metadata["scope"] for f in FIELDS}
 PAIR_FIELDS = tuple(f.name for f in FIELDS if f.metadata["scope"] == "pair")
 

@@ -79,6 +79,16 @@ def test_a_shallow_final_scale_above_256px_gets_more_steps_per_doubling():
     assert StyleOptions(size=2048).stages()[3:] == [(512, 22, "refine"), (1024, 6, "detail"), (2048, 6, "detail")]
 
 
+def test_a_shallow_final_scale_below_512px_gets_less_content_weight():
+    assert StyleOptions(size=512).refine_options().content_weight == 0.22
+    assert StyleOptions(size=2048).refine_options().content_weight == 0.22  # its 512px look, and the detail scales
+    assert StyleOptions(size=256).refine_options().content_weight == 0.11
+    assert StyleOptions(size=384).refine_options().content_weight == pytest.approx(0.165)
+    assert StyleOptions(size=256, refine_content_power=0).refine_options().content_weight == 0.22
+    assert StyleOptions(size=256, refine_content_weight=0.4, refine_content_power=2).refine_options().content_weight \
+        == pytest.approx(0.1)
+
+
 def test_shallow_refine_keeps_shallow_layers_and_their_weights():
     o = StyleOptions(style_layer_weights=(1, 2, 3, 4, 5), refine_content_weight=0.5)
     r = o.refine_options()
@@ -137,11 +147,12 @@ def test_options_added_later_leave_earlier_outputs_done():
 
     # the defaults before issue 20's schedule, spelled out (coarse_steps_power did not exist: power 1)
     old = StyleOptions(num_scales=3, coarse_steps=30, min_size=64, coarse_steps_power=1, steps=15,
-                       refine_content_weight=0.25, refine_steps_per_doubling=0)
+                       refine_content_weight=0.25, refine_steps_per_doubling=0, refine_content_power=0)
     assert old.stable_hash() == "90dab2a526d23c5dc72c43dec4047d568553d1bcc7ce9e47f162b69c52d88e77", \
         f"a new per-pair option changed every fingerprint; add it to {HASHED_IF_SET}"
     assert old.replace(coarse_steps_power=0.5).stable_hash() != old.stable_hash()
     assert old.replace(refine_steps_per_doubling=4).stable_hash() != old.stable_hash()
+    assert old.replace(refine_content_power=1).stable_hash() != old.stable_hash()
     assert StyleOptions().stable_hash() != old.stable_hash()  # the new schedule is a new output
     assert StyleOptions(mask_feather=0).stable_hash() != StyleOptions().stable_hash()
     assert StyleOptions(background="black").stable_hash() != StyleOptions().stable_hash()
