@@ -286,14 +286,14 @@ class StyleOptions:
 
     def refine_options(self) -> StyleOptions | None:
         """Options of a shallow final scale, or None when the final scale uses every layer."""
-        if self.refine != "shallow" or len(self.replace(size=min(self.size, self.look_size)).scales()) < 2:
+        side = min(self.size, self.look_size)  # the shallow final scale's; the detail scales share its weights
+        if self.refine != "shallow" or len(self.replace(size=side).scales()) < 2:
             return None
         limit = VGG_LAYERS.index(REFINE_LAYER)
         keep = [i for i, name in enumerate(self.style_layers) if VGG_LAYERS.index(name) <= limit]
         if not keep or len(keep) == len(self.style_layers):
             return None
         weights = tuple(self.style_layer_weights[i] for i in keep) if self.style_layer_weights else ()
-        side = min(self.size, self.look_size)  # the shallow final scale's; the detail scales share its weights
         return self.replace(style_layers=tuple(self.style_layers[i] for i in keep), style_layer_weights=weights,
                             content_layer=REFINE_LAYER, content_weight=self.refine_content_weight_at(side))
 
