@@ -144,8 +144,8 @@ class StyleOptions:
                          "keeps its reordered copy: coarse steps 2-3x faster, but each loss function's first "
                          "call takes a few seconds more and the process ~1.2 GB more), argument (passed in), or auto "
                          "(argument, then constant for a loss function that has run 100 steps in a Stylizer "
-                         "serving many pairs on a CPU, such as a pipeline worker's; argument in nst-stylize, "
-                         "for one pair, and on a GPU)",
+                         "serving many pairs on a CPU in bfloat16, such as a pipeline worker's; argument in "
+                         "nst-stylize, for one pair, in float32, where constants are no faster, and on a GPU)",
                          choices=("auto", "constant", "argument"), scope="engine")
 
     image_format: str = _spec("png", "format of the output images: png (lossless, about 6 MB at 2048 px), jpeg "

@@ -141,8 +141,9 @@ class Stylizer:
         self.options = options or StyleOptions()
         gpus = configure_devices()
         self.precision = resolve_precision(self.options.precision)
-        # graph-constant kernels repay their slower first call only over many steps, and were measured on CPU only
-        auto = "argument" if one_pair or gpus else "auto"
+        # Graph-constant kernels repay their slower first call only over many steps, and only where oneDNN's kernel
+        # reorders are a large part of a step: bfloat16 on a CPU (in float32 they ran no faster; on GPUs, unmeasured).
+        auto = "argument" if one_pair or gpus or self.precision == "float32" else "auto"
         self.kernels = auto if self.options.kernels == "auto" else self.options.kernels
         self._steps_run: Counter[tuple] = Counter()  # optimizer steps per loss function, for kernels='auto'
         self._steps_before: Counter[tuple] = Counter()  # ... before this pair: a pair never switches midway
