@@ -14,6 +14,7 @@ stderr as it came.  If the import fails, everything captured is written out and 
 it to 0 asked for every log line and gets them unfiltered.  The dropped lines stay readable in
 :func:`suppressed` (e.g. to explain why no GPU was found).
 
+Before the import, glibc's malloc is told to keep freed blocks for reuse (:mod:`nst_core.allocator`).
 The import runs with the cyclic garbage collector paused, and the objects it leaves are then frozen
 (``gc.freeze``): they live as long as the process, so every later full collection, the one at exit
 included, would only walk them again (benchmarks/RESULTS.md, Quality per second: start-up).
@@ -97,6 +98,9 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _load_tensorflow() -> ModuleType:
+    from nst_core.allocator import keep_freed_memory
+
+    keep_freed_memory()  # before TensorFlow allocates: its tensors are the blocks worth keeping
     with _gc_paused():  # the import makes ~270k long-lived objects: full collections in it only cost time
         import tensorflow as tf
 
