@@ -37,6 +37,8 @@ GRAM_CACHE_BYTES = 128 * 1024 * 1024
 CONSTANT_KERNELS_AFTER = 100  # steps of a loss function before kernels='auto' holds its kernels as constants
 BACK_PROJECTIONS = 2  # rounds onto the look after each detail scale (benchmarks/RESULTS.md, High resolution)
 ProgressFn = Callable[[dict, np.ndarray], None]
+Targets = tuple[tf.Tensor, tuple[tf.Tensor, ...]]  # an objective's content target and Gram targets
+Job = tuple[StyleOptions, tuple[int, int], "list[tiling.Tile] | None"]  # an objective's options, size and tiles
 
 
 def versions() -> dict[str, str]:
@@ -255,12 +257,22 @@ class Stylizer:
         feats = self.features(opts.pooling, precision)
         return feats(tf.constant(content[None]), (opts.content_layer,))[opts.content_layer]
 
-    def style_targets(self, opts: StyleOptions, precision: str, style: np.ndarray,
-                      hw: tuple[int, int]) -> tuple[tf.Tensor, ...]:
-        """Gram targets of one style image for an output of size ``hw``; cached (LRU bounded in bytes)."""
+    def style_targets(self, opts: StyleOptions, precision: str, style: np.ndarray, hw: tuple[int, int],
+                      superset: StyleOptions | None = None) -> tuple[tf.Tensor, ...]:
+        """Gram targets of one style image for an output of size ``hw``; cached (LRU bounded in bytes).
+
+        ``superset``: options whose style layers include these (see :meth:`_shares_passes`); these Grams are
+        then picked from its, made (and cached) with one forward pass of the style image for both."""
         target_hw = losses.style_hw(style.shape[:2], hw, opts.style_scale)
         key = (_digest(style), target_hw, opts.style_layers, opts.pooling, precision)
-        return self.style_cache.get(key, lambda: self._style_grams(opts, precision, style, target_hw))
+
+        def load() -> tuple[tf.Tensor, ...]:
+            if superset is None:
+                return self._style_grams(opts, precision, style, target_hw)
+            grams = self.style_targets(superset, precision, style, hw)
+            return tuple(grams[superset.style_layers.index(name)] for name in opts.style_layers)
+
+        return self.style_cache.get(key, load)
 
     def _style_grams(self, opts: StyleOptions, precision: str, style: np.ndarray,
                      target_hw: tuple[int, int]) -> tuple[tf.Tensor, ...]:
@@ -364,6 +376,7 @@ class Stylizer:
                  for longest, steps, stage in stages if steps > 0]
         later.append((opts, eval_hw, self._plan(opts, precision, eval_hw, budget, name, backward=False)))
         ahead: Future | None = None
+        shared: Future | None = None  # the targets of the objective after the next, made with the next one's
         for idx, (longest, steps, stage) in enumerate(stages):
             o = stage_opts[stage]
             hw = images.fit_size(content.shape[:2], longest)
@@ -402,14 +415,17 @@ class Stylizer:
 
             def on_step(p: dict, arr: np.ndarray, _scale=idx, _hw=hw, _stage=stage, _tiles=len(tiles),
                         _mb=planned_mb, _first=first_step) -> None:
-                nonlocal ahead
+                nonlocal ahead, shared
                 entry = {"step": len(trace) + 1, "scale": _scale, "height": _hw[0], "width": _hw[1],
                          "stage": _stage, "tiles": _tiles, "planned_mb": _mb,
                          "seconds": round(time.perf_counter() - t_start, 4), **p}
                 trace.append(entry)
                 if ahead is None and entry["step"] == _first:  # not sooner: the first step's tracing wants the GIL
-                    ahead = self._targets_ahead(later[0], precision, work_content, styles, blend_w, budget, name,
-                                                room=budget - _mb * tiling.MB)
+                    if shared is not None:
+                        ahead, shared = shared, None
+                    else:
+                        ahead, shared = self._targets_ahead(later[:2], precision, work_content, styles, blend_w,
+                                                            budget, name, room=budget - _mb * tiling.MB)
                 if progress is not None:
                     progress(entry, arr)
 
@@ -514,8 +530,8 @@ class Stylizer:
         return losses.layer_weights(opts), weights
 
     def _blended_targets(self, opts: StyleOptions, precision: str, styles: list[np.ndarray], blend_w: np.ndarray,
-                         hw: tuple[int, int]) -> tuple[tf.Tensor, ...]:
-        per_style = [self.style_targets(opts, precision, s, hw) for s in styles]
+                         hw: tuple[int, int], superset: StyleOptions | None = None) -> tuple[tf.Tensor, ...]:
+        per_style = [self.style_targets(opts, precision, s, hw, superset) for s in styles]
         return tuple(tf.add_n([float(b) * t[i] for b, t in zip(blend_w, per_style)])
                      for i in range(len(opts.style_layers)))
 
@@ -530,27 +546,69 @@ class Stylizer:
         return self._loss_fn(opts, precision, masked=masked), c_target, s_targets, tf.constant(lw), tf.constant(wts)
 
     def _targets(self, opts: StyleOptions, precision: str, c_img: np.ndarray, styles: list[np.ndarray],
-                 blend_w: np.ndarray, hw: tuple[int, int]) -> tuple[tf.Tensor, tuple[tf.Tensor, ...]]:
+                 blend_w: np.ndarray, hw: tuple[int, int]) -> Targets:
         return (self._content_target(opts, precision, c_img),
                 self._blended_targets(opts, precision, styles, blend_w, hw))
 
-    def _targets_ahead(self, job: tuple[StyleOptions, tuple[int, int], list[tiling.Tile] | None], precision: str,
-                       content: np.ndarray, styles: list[np.ndarray], blend_w: np.ndarray, budget: int,
-                       name: str, room: int) -> Future | None:
+    def _targets_ahead(self, jobs: list[Job], precision: str, content: np.ndarray, styles: list[np.ndarray],
+                       blend_w: np.ndarray, budget: int, name: str, room: int) -> tuple[Future | None, Future | None]:
         """Start making the content and Gram targets of the next objective (a later scale, or the final
         evaluation) in a background thread, to overlap with this scale's steps: the coarse steps leave the
         cores part idle (benchmarks/RESULTS.md, Quality per second).  None where that objective is tiled, or
-        where its forward passes would not fit in ``room`` (the budget less this scale's planned peak)."""
-        o, hw, tiles = job
+        where its forward passes would not fit in ``room`` (the budget less this scale's planned peak).
+
+        Where the objective after it reads a superset of its layers at the same size (the final evaluation
+        after a shallow final scale), the second future holds that one's targets, made by the same forward
+        passes (benchmarks/RESULTS.md, Quality per second: shared targets)."""
+        o, hw, tiles = jobs[0]
         if len(tiles if tiles is not None else self._plan(o, precision, hw, budget, name)) != 1:
-            return None
-        deepest = max((*o.style_layers, o.content_layer), key=VGG_LAYERS.index)
+            return None, None
         dtype_bytes = self.features(o.pooling, precision).dtype.size
-        if tiling.pass_bytes(hw, deepest, dtype_bytes, backward=False) * max(1.0, o.style_scale) > room:
-            return None
+
+        def fits(*opts: StyleOptions) -> bool:
+            deepest = max((layer for x in opts for layer in (*x.style_layers, x.content_layer)), key=VGG_LAYERS.index)
+            return tiling.pass_bytes(hw, deepest, dtype_bytes, backward=False) * max(1.0, o.style_scale) <= room
+
+        if not fits(o):
+            return None, None
         if self._ahead is None:
             self._ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nst-targets")
-        return self._ahead.submit(lambda: self._targets(o, precision, images.resize(content, hw), styles, blend_w, hw))
+        then = jobs[1][0] if len(jobs) > 1 and self._shares_passes(jobs[0], jobs[1], precision, budget, name) else None
+        if then is None or not fits(o, then):
+            return self._ahead.submit(
+                lambda: self._targets(o, precision, images.resize(content, hw), styles, blend_w, hw)), None
+        first, second = Future(), Future()
+
+        def both() -> None:
+            try:
+                a, b = self._shared_targets(o, then, precision, images.resize(content, hw), styles, blend_w, hw)
+            except BaseException as e:  # noqa: BLE001  each objective's first call re-raises it
+                first.set_exception(e)
+                second.set_exception(e)
+                return
+            first.set_result(a)
+            second.set_result(b)
+
+        self._ahead.submit(both)
+        return first, second
+
+    def _shares_passes(self, job: Job, then: Job, precision: str, budget: int, name: str) -> bool:
+        """Whether ``then``'s targets come from ``job``'s forward passes taken deeper: the same size, pooling and
+        style image size, untiled, and every style layer of ``job`` among ``then``'s."""
+        (o, hw, _), (t, t_hw, t_tiles) = job, then
+        return (hw == t_hw and o.pooling == t.pooling and o.style_scale == t.style_scale
+                and set(o.style_layers) <= set(t.style_layers)
+                and len(t_tiles if t_tiles is not None else self._plan(t, precision, t_hw, budget, name)) == 1)
+
+    def _shared_targets(self, o: StyleOptions, then: StyleOptions, precision: str, c_img: np.ndarray,
+                        styles: list[np.ndarray], blend_w: np.ndarray, hw: tuple[int, int]) -> tuple[Targets, Targets]:
+        """The targets of ``o`` and of ``then`` (see :meth:`_shares_passes`), one forward pass per image."""
+        feats = self.features(o.pooling, precision)
+        layers = tuple(sorted({o.content_layer, then.content_layer}, key=VGG_LAYERS.index))
+        acts = feats(tf.constant(c_img[None]), layers)
+        then_grams = self._blended_targets(then, precision, styles, blend_w, hw)
+        grams = self._blended_targets(o, precision, styles, blend_w, hw, superset=then)
+        return (acts[o.content_layer], grams), (acts[then.content_layer], then_grams)
 
     @staticmethod
     def _init(opts: StyleOptions, content: np.ndarray, style: np.ndarray, init_arr: np.ndarray | None,
