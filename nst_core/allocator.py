@@ -17,9 +17,8 @@ nothing.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import os
-import threading
 
 # mallopt(3) parameter numbers, from glibc's <malloc.h>
 M_TRIM_THRESHOLD = -1
@@ -27,24 +26,15 @@ M_MMAP_MAX = -4
 M_ARENA_MAX = -8
 TRIM_THRESHOLD = 2**31 - 1  # the largest value mallopt takes (an int): never trim the heap's free top
 
-_lock = threading.Lock()
-_state: dict[str, bool] = {}
 
-
+@functools.cache  # once per process (a second call would only set the same values again)
 def keep_freed_memory() -> bool:
-    """Make glibc keep freed blocks for reuse (once per process); True if it is in effect."""
-    with _lock:
-        if "kept" not in _state:
-            _state["kept"] = _apply()
-        return _state["kept"]
-
-
-def _apply() -> bool:
+    """Make glibc keep freed blocks for reuse; True if it is in effect."""
     if os.environ.get("NST_SYSTEM_MALLOC", "").strip() not in ("", "0"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        # the symbols the process has loaded, libc's among them (find_library would run ldconfig)
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # not glibc: no mallopt to call
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]

@@ -38,7 +38,7 @@ CONSTANT_KERNELS_AFTER = 100  # steps of a loss function before kernels='auto' h
 BACK_PROJECTIONS = 2  # rounds onto the look after each detail scale (benchmarks/RESULTS.md, High resolution)
 ProgressFn = Callable[[dict, np.ndarray], None]
 Targets = tuple[tf.Tensor, tuple[tf.Tensor, ...]]  # an objective's content target and Gram targets
-Job = tuple[StyleOptions, tuple[int, int], "list[tiling.Tile] | None"]  # an objective's options, size and tiles
+Job = tuple[StyleOptions, tuple[int, int], list[tiling.Tile] | None]  # an objective's options, size and tiles
 
 
 def versions() -> dict[str, str]:
@@ -566,7 +566,7 @@ class Stylizer:
         dtype_bytes = self.features(o.pooling, precision).dtype.size
 
         def fits(*opts: StyleOptions) -> bool:
-            deepest = max((layer for x in opts for layer in (*x.style_layers, x.content_layer)), key=VGG_LAYERS.index)
+            deepest = max((losses.feature_layers(x)[-1] for x in opts), key=VGG_LAYERS.index)
             return tiling.pass_bytes(hw, deepest, dtype_bytes, backward=False) * max(1.0, o.style_scale) <= room
 
         if not fits(o):
