@@ -11,7 +11,6 @@ printed here is a coin flip, not a property of the schedule:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -22,8 +21,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from machine import cpu_id  # noqa: E402
 from pairs import PAIRS  # noqa: E402
-
-PEER_RESULTS = HERE / "peer" / "peer_results.json"
+from sweep import parse_variant, peer_distances  # noqa: E402
 
 
 def main() -> int:
@@ -32,7 +30,7 @@ def main() -> int:
     ap.add_argument("--pair", action="append", required=True, help="a pair of benchmarks/pairs.py (repeatable)")
     ap.add_argument("--perturbations", type=int, default=4, help="runs with a perturbed content, besides the plain one")
     ap.add_argument("--amplitude", type=float, default=0.5, help="grey levels of the uniform noise (0..255 scale)")
-    ap.add_argument("--set", action="append", default=[], help="option override k=v (repeatable)")
+    ap.add_argument("--variant", default="", help='option overrides, "k=v;k=v" as sweep.py takes them')
     args = ap.parse_args()
 
     from nst_core import images
@@ -44,9 +42,9 @@ def main() -> int:
 
     weights = load_weights()
     yardstick = VGGFeatures(weights, "float32", "max")
-    opts = StyleOptions(size=args.size).replace(**dict(kv.split("=", 1) for kv in args.set))
+    opts = StyleOptions(size=args.size).replace(**parse_variant(args.variant))
     stylizer = Stylizer(opts, weights)
-    peer = json.loads(PEER_RESULTS.read_text())
+    peer = peer_distances(args.pair, args.size, yardstick)
     print(f"CPU: {cpu_id()}  size {args.size}  precision {stylizer.precision}  amplitude {args.amplitude}")
     for name in args.pair:
         content_path, style_path = PAIRS[name]
@@ -61,9 +59,7 @@ def main() -> int:
             print(f"  {name:<18} {'plain' if seed == 0 else f'seed {seed}':<8} {d['content']:.3f} / {d['style']:.3f}",
                   flush=True)
         a = np.array(rows)
-        p = peer.get(f"{name}@{args.size}")
-        pd = (distances(HERE / "peer" / p["image"], content_path, style_path, yardstick)
-              if p and (HERE / "peer" / p["image"]).exists() else None)
+        pd = peer.get(name)
         line = (f"  {name}: content {a[:, 0].min():.3f}-{a[:, 0].max():.3f} (sd {a[:, 0].std(ddof=1):.4f}), "
                 f"style {a[:, 1].min():.3f}-{a[:, 1].max():.3f} (sd {a[:, 1].std(ddof=1):.4f})")
         if pd:

@@ -28,6 +28,20 @@ def parse_variant(text: str) -> dict[str, str]:
     return dict(kv.split("=", 1) for kv in text.split(";") if kv.strip())
 
 
+def peer_distances(names: list[str], size: int, yardstick) -> dict[str, dict[str, float]]:
+    """The yardstick's distances of the peer's image of each pair at ``size``, for the pairs it has one of."""
+    from nst_core.metrics import distances
+
+    peer = json.loads(PEER_RESULTS.read_text())
+    out = {}
+    for name in names:
+        p = peer.get(f"{name}@{size}")
+        content, style = PAIRS[name]
+        if p and (HERE / "peer" / p["image"]).exists():
+            out[name] = distances(HERE / "peer" / p["image"], content, style, yardstick)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("variants", nargs="*", default=[""], help='option overrides, "k=v;k=v" ("" = defaults)')
@@ -45,14 +59,8 @@ def main() -> int:
     weights = load_weights()
     yardstick = VGGFeatures(weights, "float32", "max")
     stylizer = Stylizer(StyleOptions(size=args.size), weights)
-    peer = json.loads(PEER_RESULTS.read_text())
     names = args.pair or list(QUALITY_SET)
-    peer_d = {}
-    for name in names:
-        p = peer.get(f"{name}@{args.size}")
-        content, style = PAIRS[name]
-        if p and (HERE / "peer" / p["image"]).exists():
-            peer_d[name] = distances(HERE / "peer" / p["image"], content, style, yardstick)
+    peer_d = peer_distances(names, args.size, yardstick)
     print(f"CPU: {cpu_id()}  size {args.size}  precision {stylizer.precision}")
     # one untimed run first, so the first variant does not pay the traces
     stylizer.stylize(PAIRS[names[0]][0], PAIRS[names[0]][1], StyleOptions(size=args.size, steps=1, coarse_steps=1))
