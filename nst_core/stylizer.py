@@ -470,13 +470,13 @@ class Stylizer:
 
     def _plan(self, o: StyleOptions, precision: str, hw: tuple[int, int], budget: int, name: str,
               backward: bool = True) -> list[tiling.Tile]:
-        deepest = max((*o.style_layers, o.content_layer), key=VGG_LAYERS.index)
+        deepest = losses.feature_layers(o)[-1]
         return tiling.plan_scale(hw, deepest, o.content_layer, budget, self.features(o.pooling, precision).dtype.size,
                                  backward, name, o.look_size)
 
     def _peak(self, o: StyleOptions, precision: str, hw: tuple[int, int], tiles: list[tiling.Tile]) -> int:
         """The planner's estimate of the peak RSS of one scale (runtime included), in bytes."""
-        deepest = max((*o.style_layers, o.content_layer), key=VGG_LAYERS.index)
+        deepest = losses.feature_layers(o)[-1]
         return tiling.peak_bytes(hw, tiles, deepest, o.content_layer, self.features(o.pooling, precision).dtype.size,
                                  look_size=o.look_size, constant_kernels=self.kernels != "argument")
 
