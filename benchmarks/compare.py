@@ -9,6 +9,7 @@ the engine's final-scale steps against this CPU's peak for the precision ``auto`
 
     python benchmarks/compare.py --size 512 --size 256            # defaults
     python benchmarks/compare.py --size 256 --set steps=60         # a tuning experiment
+    python benchmarks/compare.py --size 256 --time-peer 20,60       # the peer re-timed beside each of our runs
 """
 
 from __future__ import annotations
@@ -54,6 +55,13 @@ def run_ours(content: Path, style: Path, size: int, sets: list[str], out: Path) 
     return m
 
 
+def time_peer(name: str, size: int, estimate: str) -> dict:
+    """Re-time the peer on one pair and size (``run_peer.py --estimate``); the updated peer timings, by CPU."""
+    subprocess.run([sys.executable, str(HERE / "run_peer.py"), "--estimate", estimate, "--size", str(size),
+                    "--pair", name, "--force"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return json.loads(PEER_TIMING.read_text())
+
+
 def final_scale_gflops(m: dict) -> tuple[float, float]:
     """Seconds per final-scale step and the GFLOP/s it achieves (forward + input gradient ~ 2x forward)."""
     trace = m["trace"]
@@ -77,6 +85,9 @@ def main() -> int:
     ap.add_argument("--pair", action="append")
     ap.add_argument("--set", action="append", default=[], help="engine option override key=value")
     ap.add_argument("--tag", default="ours")
+    ap.add_argument("--time-peer", metavar="A,B", help="re-time the peer (run_peer.py --estimate A,B) just before "
+                    "each of our runs, so both sides of a speedup come from the same minutes of a host whose speed "
+                    "drifts")
     args = ap.parse_args()
     import tensorflow as tf  # noqa: F401  (after arg parsing)
 
@@ -103,6 +114,8 @@ def main() -> int:
             continue
         for size in args.size or [512, 256]:
             out = OUT / f"{name}_{size}_{args.tag}.png"
+            if args.time_peer:
+                peer_times = time_peer(name, size, args.time_peer).get(here, {})
             m = run_ours(content, style, size, args.set, out)
             d = distances(out, content, style, feats)
             per_step, gflops = final_scale_gflops(m)
