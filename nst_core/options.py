@@ -61,11 +61,12 @@ class StyleOptions:
     fields say how the image is written (they are run-wide, and not part of :meth:`stable_hash`)."""
 
     size: int = _spec(512, "longest side of the output image in pixels", lo=16, hi=4096)
-    steps: int = _spec(18, "optimizer steps at the final (full-size) scale; a shallow final scale larger "
+    steps: int = _spec(12, "optimizer steps at the final (full-size) scale; a shallow final scale larger "
                        "than 256px gets refine_steps_per_doubling more", lo=0, hi=100000)
-    refine_steps_per_doubling: float = _spec(4.0, "extra steps of a shallow final scale for each doubling of "
-                                             "its side above 256px (with the defaults: 512px 22, 384px 20), "
-                                             "as a larger one has more detail to restore", lo=0.0, hi=1000.0)
+    refine_steps_per_doubling: float = _spec(10.0, "extra steps of a shallow final scale for each doubling of "
+                                             "its side above 256px (with the defaults: 256px 12, 384px 18, "
+                                             "512px 22), as a larger one has more detail to restore",
+                                             lo=0.0, hi=1000.0)
     coarse_steps: int = _spec(15, "optimizer steps of a 128px coarse scale; a coarse scale of another size "
                               "gets coarse_steps * (128 / side) ** coarse_steps_power, so small, cheap scales "
                               "get more (with the defaults: 32px 30, 64px 22, 256px 11)", lo=0, hi=100000)

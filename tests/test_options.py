@@ -65,16 +65,17 @@ def test_schedule_gives_coarse_scales_steps_by_their_side_and_ends_with_steps():
     assert StyleOptions(size=300, num_scales=3, coarse_steps=30, coarse_steps_power=1).schedule()[:2] == [
         (75, 52), (150, 26)]
     # The defaults: 1.41x (2 ** 0.5) the steps at each halving, the same at every size.
-    assert StyleOptions(size=256).schedule() == [(32, 30), (64, 22), (128, 15), (256, 18)]
+    assert StyleOptions(size=256).schedule() == [(32, 30), (64, 22), (128, 15), (256, 12)]
     assert StyleOptions(size=256, coarse_steps_power=0).schedule()[:3] == [(32, 15), (64, 15), (128, 15)]
 
 
 def test_a_shallow_final_scale_above_256px_gets_more_steps_per_doubling():
     assert StyleOptions(size=512).schedule() == [(64, 22), (128, 15), (256, 11), (512, 22)]
-    assert StyleOptions(size=384).schedule()[-1] == (384, 20)
-    assert StyleOptions(size=128).schedule()[-1] == (128, 18)  # never fewer than steps
-    assert StyleOptions(size=512, refine_steps_per_doubling=0).schedule()[-1] == (512, 18)
-    assert StyleOptions(size=512, refine="full").schedule()[-1] == (512, 18)  # a full-depth final scale: steps
+    assert StyleOptions(size=384).schedule()[-1] == (384, 18)
+    assert StyleOptions(size=256).schedule()[-1] == (256, 12)  # the reference side: steps
+    assert StyleOptions(size=128).schedule()[-1] == (128, 12)  # never fewer than steps
+    assert StyleOptions(size=512, refine_steps_per_doubling=0).schedule()[-1] == (512, 12)
+    assert StyleOptions(size=512, refine="full").schedule()[-1] == (512, 12)  # a full-depth final scale: steps
     # above look_size the look is the 512px output's, refine included; detail scales keep detail_steps
     assert StyleOptions(size=2048).stages()[3:] == [(512, 22, "refine"), (1024, 6, "detail"), (2048, 6, "detail")]
 

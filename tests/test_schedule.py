@@ -22,7 +22,7 @@ def _cost(o: StyleOptions) -> float:
 
 def test_outputs_up_to_look_size_run_the_default_schedule():
     assert StyleOptions(size=512).schedule() == [(64, 22), (128, 15), (256, 11), (512, 22)]
-    assert StyleOptions(size=256).schedule() == [(32, 30), (64, 22), (128, 15), (256, 18)]
+    assert StyleOptions(size=256).schedule() == [(32, 30), (64, 22), (128, 15), (256, 12)]
     assert [s for _, _, s in StyleOptions(size=512).stages()] == ["full", "full", "full", "refine"]
 
 
