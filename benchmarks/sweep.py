@@ -48,6 +48,8 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--pair", action="append", help="default: the pairs of the quality set (pairs.QUALITY_SET)")
     ap.add_argument("--save", type=Path, help="folder for the output images")
+    ap.add_argument("--precision", default="auto", help="the Stylizer's precision (bfloat16 runs emulated on a CPU "
+                    "without bf16 hardware, with the same distances: the defaults' margins for such CPUs)")
     args = ap.parse_args()
 
     from nst_core.features import VGGFeatures
@@ -58,14 +60,14 @@ def main() -> int:
 
     weights = load_weights()
     yardstick = VGGFeatures(weights, "float32", "max")
-    stylizer = Stylizer(StyleOptions(size=args.size), weights)
+    stylizer = Stylizer(StyleOptions(size=args.size, precision=args.precision), weights)
     names = args.pair or list(QUALITY_SET)
     peer_d = peer_distances(names, args.size, yardstick)
     print(f"CPU: {cpu_id()}  size {args.size}  precision {stylizer.precision}")
     # one untimed run first, so the first variant does not pay the traces
     stylizer.stylize(PAIRS[names[0]][0], PAIRS[names[0]][1], StyleOptions(size=args.size, steps=1, coarse_steps=1))
     for variant in args.variants:
-        opts = StyleOptions(size=args.size).replace(**parse_variant(variant))
+        opts = StyleOptions(size=args.size, precision=args.precision).replace(**parse_variant(variant))
         total, wins, scored = 0.0, 0, 0
         print(f"== {variant or 'defaults'}  schedule {opts.stages()}")
         for name in names:
