@@ -48,8 +48,8 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--pair", action="append", help="default: the pairs of the quality set (pairs.QUALITY_SET)")
     ap.add_argument("--save", type=Path, help="folder for the output images")
-    ap.add_argument("--precision", default="auto", help="the Stylizer's precision (bfloat16 runs emulated on a CPU "
-                    "without bf16 hardware, with the same distances: the defaults' margins for such CPUs)")
+    ap.add_argument("--precision", default="auto", help="the Stylizer's precision (bfloat16 is emulated on a CPU "
+                    "without bf16 hardware: indicative of such CPUs' distances, not of their speed)")
     args = ap.parse_args()
 
     from nst_core.features import VGGFeatures

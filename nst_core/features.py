@@ -90,8 +90,8 @@ class VGGFeatures:
                 with tf.init_scope():  # eager tensors even when first asked for while tracing
                     kernel = tf.constant(k, self.dtype)
                     # The input gradient of a stride-1 SAME 3x3 conv is a forward conv of the output gradient
-                    # with the kernel rotated 180 degrees and its channels swapped; made by TensorFlow's ops, a
-                    # third of the start-up time of numpy's copy and a second tf.constant (RESULTS.md, issue 20).
+                    # with the kernel rotated 180 degrees and its channels swapped; TensorFlow's ops make it
+                    # without numpy's two extra copies (benchmarks/RESULTS.md, Quality per second).
                     kernel_t = tf.reverse(tf.transpose(kernel, (0, 1, 3, 2)), axis=[0, 1])
                     self._params[name] = (kernel, kernel_t, tf.constant(b, self.dtype))
             return self._params[name]
