@@ -21,38 +21,48 @@ def gram(features: tf.Tensor) -> tf.Tensor:
 
     A bfloat16 activation is multiplied in bfloat16 (float32 accumulation, 0.2 % rounding of the result):
     3x faster than a float32 matmul on AMX and no activation-sized casts (benchmarks/RESULTS.md, Quality per
-    second: the 512 px step). float16 keeps float32: its range cannot hold an unnormalised Gram.
+    second: the 512 px step). float16 is cast to float32 first: its range cannot hold an unnormalised Gram.
     """
-    if features.dtype == tf.bfloat16:
-        return _gram_bf16(features)
-    f = tf.cast(features, tf.float32)
-    c = tf.shape(f)[-1]
-    m = tf.reshape(f, [-1, c])
-    return tf.matmul(m, m, transpose_a=True) / tf.cast(tf.shape(m)[0], tf.float32)
-
-
-@tf.custom_gradient
-def _gram_bf16(features: tf.Tensor) -> tf.Tensor:
+    if features.dtype not in (tf.bfloat16, tf.float32):
+        features = tf.cast(features, tf.float32)
     m = tf.reshape(features, [-1, tf.shape(features)[-1]])
-    n = tf.cast(tf.shape(m)[0], tf.float32)
-    g = tf.cast(tf.matmul(m, m, transpose_a=True), tf.float32) / n
-
-    def grad(dg: tf.Tensor) -> tf.Tensor:
-        # d(M^T M)/dM applied to dG is M (dG + dG^T): one matmul, where autodiff does two
-        sym = tf.cast((dg + tf.transpose(dg)) / n, features.dtype)
-        return tf.reshape(tf.matmul(m, sym), tf.shape(features))
-
-    return g, grad
+    return gram_sum(m) / tf.cast(tf.shape(m)[0], tf.float32)
 
 
 def masked_gram(features: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
     """F^T diag(m) F / sum(m) of a [1, h, w, c] activation and [1, h, w, 1] weights (Gatys et al. 2017):
     the Gram of the weighted region alone, whatever the size of the rest."""
     f = tf.cast(features, tf.float32)
-    c = tf.shape(f)[-1]
-    m = tf.reshape(f, [-1, c])
+    m = tf.reshape(f, [-1, tf.shape(f)[-1]])
     w = tf.reshape(tf.cast(weights, tf.float32), [-1, 1])
-    return tf.matmul(m * w, m, transpose_a=True) / (tf.reduce_sum(w) + EPS)
+    return gram_sum(m, w) / (tf.reduce_sum(w) + EPS)
+
+
+def gram_sum(m: tf.Tensor, w: tf.Tensor | None = None) -> tf.Tensor:
+    """M^T diag(w) M of an [n, c] matrix and optional [n, 1] position weights (constants), in float32.
+
+    Its gradient is one matmul, diag(w) M (dG + dG^T), where autodiff does two and adds them: 4 % of a
+    float32 512 px step (benchmarks/RESULTS.md, Quality per second: Gram gradients in float32).
+    """
+    return _gram_sum(m) if w is None else _weighted_gram_sum(m, w)
+
+
+@tf.custom_gradient
+def _gram_sum(m: tf.Tensor) -> tf.Tensor:
+    def grad(dg: tf.Tensor) -> tf.Tensor:
+        return tf.matmul(m, tf.cast(dg + tf.transpose(dg), m.dtype))
+
+    return tf.cast(tf.matmul(m, m, transpose_a=True), tf.float32), grad
+
+
+@tf.custom_gradient
+def _weighted_gram_sum(m: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
+    mw = m * w
+
+    def grad(dg: tf.Tensor) -> tuple[tf.Tensor, None]:
+        return tf.matmul(mw, dg + tf.transpose(dg)), None
+
+    return tf.matmul(mw, m, transpose_a=True), grad
 
 
 def masked_content_loss(features: tf.Tensor, target: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:

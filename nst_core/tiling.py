@@ -253,8 +253,7 @@ class TiledVGG:
         for name in self.style_layers:
             f = tf.cast(cores[name], tf.float32)
             m = tf.reshape(f, [-1, tf.shape(f)[-1]])
-            mw = m * tf.reshape(w[name], [-1, 1]) if w else m
-            sums.append(tf.matmul(mw, m, transpose_a=True))
+            sums.append(losses.gram_sum(m, tf.reshape(w[name], [-1, 1]) if w else None))
         if self.content_layer:
             diff = tf.cast(cores[self.content_layer], tf.float32) - tf.cast(c_tile, tf.float32)
             sq = tf.square(diff) * w[self.content_layer] if w else tf.square(diff)

@@ -18,6 +18,43 @@ def test_gram_matches_numpy():
     np.testing.assert_allclose(losses.gram(tf.constant(f)).numpy(), np_gram(f[0]), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float16])
+def test_gram_gradient_matches_autodiff_of_plain_matmul(dtype):
+    # A non-symmetric upstream gradient, so both halves of d(M^T M) are checked.
+    rng = np.random.default_rng(7)
+    f = tf.constant(rng.standard_normal((1, 6, 5, 4)), dtype)
+    upstream = tf.constant(rng.standard_normal((4, 4)).astype(np.float32))
+
+    def plain(t):
+        m = tf.reshape(tf.cast(t, tf.float32), [-1, 4])
+        return tf.matmul(m, m, transpose_a=True) / 30.0
+
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(f)
+        ours, want = (tf.reduce_sum(g * upstream) for g in (losses.gram(f), plain(f)))
+    assert losses.gram(f).dtype == tf.float32
+    np.testing.assert_allclose(float(ours), float(want), rtol=1e-5)
+    np.testing.assert_allclose(tf.cast(tape.gradient(ours, f), tf.float32).numpy(),
+                               tf.cast(tape.gradient(want, f), tf.float32).numpy(), rtol=2e-3, atol=1e-5)
+
+
+def test_masked_gram_gradient_matches_autodiff_of_plain_matmul():
+    rng = np.random.default_rng(8)
+    f = tf.constant(rng.standard_normal((1, 6, 5, 4)).astype(np.float32))
+    w = tf.constant(rng.uniform(0, 1, (1, 6, 5, 1)).astype(np.float32))
+    upstream = tf.constant(rng.standard_normal((4, 4)).astype(np.float32))
+
+    def plain(t):
+        m, mw = tf.reshape(t, [-1, 4]), tf.reshape(t * w, [-1, 4])
+        return tf.matmul(mw, m, transpose_a=True) / (tf.reduce_sum(w) + losses.EPS)
+
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(f)
+        ours, want = (tf.reduce_sum(g * upstream) for g in (losses.masked_gram(f, w), plain(f)))
+    np.testing.assert_allclose(float(ours), float(want), rtol=1e-5)
+    np.testing.assert_allclose(tape.gradient(ours, f).numpy(), tape.gradient(want, f).numpy(), rtol=1e-4, atol=1e-6)
+
+
 def test_gram_is_size_normalised():
     # The same texture tiled twice as large has the same Gram matrix.
     rng = np.random.default_rng(1)
